@@ -1,0 +1,304 @@
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/secrun/secrun/profiles"
+	"github.com/secrun/secrun/spec"
+	"sigs.k8s.io/yaml"
+)
+
+// DefaultConfigPath is where node admins put secrun's configuration.
+const DefaultConfigPath = "/etc/secrun/config.yaml"
+
+// ConfigEnv points secrun at another configuration file, for tests and
+// for nodes that keep configuration elsewhere.
+const ConfigEnv = "SECRUN_CONFIG"
+
+// maxConfigSize bounds the configuration file; a real one is a few KiB.
+const maxConfigSize = 1 << 20
+
+// Config is the admin's configuration file.
+type Config struct {
+	// Runtime is the delegate runtime for every policy that names none: a
+	// name looked up on PATH or an absolute path. Default runc.
+	Runtime string `json:"runtime,omitempty"`
+	// DefaultPolicy is used when secrun is called by a name that names no
+	// policy (plain "secrun"). Default baseline.
+	DefaultPolicy string `json:"defaultPolicy,omitempty"`
+	// AuditLog receives one JSON line per create and exec; "-" is stderr,
+	// "off" disables it. Default /var/log/secrun/audit.log.
+	AuditLog string `json:"auditLog,omitempty"`
+	// SeccompProfileRoot holds Localhost seccomp profiles.
+	SeccompProfileRoot string `json:"seccompProfileRoot,omitempty"`
+	// Policies by name; a policy named like a preset, with no preset key,
+	// changes that preset.
+	Policies map[string]json.RawMessage `json:"policies,omitempty"`
+
+	// Source is where the configuration came from, for messages.
+	Source string `json:"-"`
+	// policies holds the validated policies, presets included.
+	policies map[string]*Policy
+}
+
+// Presets are the built-in policy names, in order of strictness.
+var Presets = []string{"privileged", "baseline", "restricted"}
+
+// LoadConfig reads the configuration: the file $SECRUN_CONFIG names, else
+// /etc/secrun/config.yaml. A missing default file means "built-in presets
+// only"; a missing file that was named explicitly, or any file that cannot
+// be read or parsed, is an error, so that secrun fails closed.
+func LoadConfig() (*Config, error) {
+	path, explicit := os.LookupEnv(ConfigEnv)
+	if !explicit || path == "" {
+		path = DefaultConfigPath
+	}
+	b, err := readLimited(path)
+	if errors.Is(err, fs.ErrNotExist) && !explicit {
+		c, err := ParseConfig(nil)
+		if err != nil {
+			return nil, err
+		}
+		c.Source = "built-in defaults (no " + path + ")"
+		return c, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("secrun configuration: %w", err)
+	}
+	c, err := ParseConfig(b)
+	if err != nil {
+		return nil, fmt.Errorf("secrun configuration %s: %w", path, err)
+	}
+	c.Source = path
+	return c, nil
+}
+
+func readLimited(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(b) > maxConfigSize {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxConfigSize)
+	}
+	return b, nil
+}
+
+// ParseConfig parses and validates a configuration document (YAML or JSON).
+// Unknown fields are errors that name the field and a likely spelling.
+func ParseConfig(b []byte) (*Config, error) {
+	c := &Config{}
+	if len(bytes.TrimSpace(b)) > 0 {
+		if err := strictYAML(b, c, configFields()); err != nil {
+			return nil, err
+		}
+	}
+	if c.Runtime == "" {
+		c.Runtime = "runc"
+	}
+	if c.DefaultPolicy == "" {
+		c.DefaultPolicy = "baseline"
+	}
+	if c.AuditLog == "" {
+		c.AuditLog = "/var/log/secrun/audit.log"
+	}
+	if c.SeccompProfileRoot == "" {
+		c.SeccompProfileRoot = spec.DefaultSeccompProfileRoot
+	}
+	c.policies = map[string]*Policy{}
+	for _, name := range Presets {
+		if _, overridden := c.Policies[name]; overridden {
+			continue
+		}
+		p, err := presetPolicy(name, 0)
+		if err != nil {
+			return nil, err
+		}
+		p.Name = name
+		c.policies[name] = p
+	}
+	for name, raw := range c.Policies {
+		if !validPolicyName(name) {
+			return nil, fmt.Errorf("policies.%s: a policy name may hold only a-z, 0-9 and '-' (it becomes part of the binary name secrun-<policy>)", name)
+		}
+		p, err := layeredPolicy(name, raw)
+		if err != nil {
+			return nil, fmt.Errorf("policies.%s: %w", name, err)
+		}
+		c.policies[name] = p
+	}
+	for _, p := range c.policies {
+		if err := p.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	if _, ok := c.policies[c.DefaultPolicy]; !ok {
+		return nil, fmt.Errorf("defaultPolicy %q is not defined; define it under policies or use one of %s", c.DefaultPolicy, strings.Join(c.PolicyNames(), ", "))
+	}
+	return c, nil
+}
+
+var policyNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+
+func validPolicyName(n string) bool { return len(n) <= 63 && policyNameRE.MatchString(n) }
+
+// layeredPolicy decodes raw on top of its preset: fields the admin leaves
+// out keep the preset's value.
+func layeredPolicy(name string, raw json.RawMessage) (*Policy, error) {
+	var head struct {
+		Preset string `json:"preset"`
+	}
+	if err := json.Unmarshal(raw, &head); err != nil {
+		return nil, fmt.Errorf("must be a mapping of policy fields: %w", err)
+	}
+	base := head.Preset
+	if base == "" && slices.Contains(Presets, name) {
+		base = name
+	}
+	p := &Policy{}
+	if base != "" {
+		var err error
+		if p, err = presetPolicy(base, 0); err != nil {
+			return nil, err
+		}
+	}
+	if err := strictJSON(raw, p, policyFields()); err != nil {
+		return nil, err
+	}
+	p.Name = name
+	p.Preset = base
+	return p, nil
+}
+
+// presetPolicy loads a built-in preset, following its own preset chain.
+func presetPolicy(name string, depth int) (*Policy, error) {
+	if depth > len(Presets) {
+		return nil, fmt.Errorf("preset %s: presets refer to each other in a loop", name)
+	}
+	b, err := profiles.Policies.ReadFile("policies/" + name + ".yaml")
+	if err != nil {
+		return nil, fmt.Errorf("preset %q is unknown; use one of %s", name, strings.Join(Presets, ", "))
+	}
+	j, err := yaml.YAMLToJSON(b)
+	if err != nil {
+		return nil, fmt.Errorf("preset %s: %w", name, err)
+	}
+	var head struct {
+		Preset string `json:"preset"`
+	}
+	_ = json.Unmarshal(j, &head)
+	p := &Policy{}
+	if head.Preset != "" {
+		if p, err = presetPolicy(head.Preset, depth+1); err != nil {
+			return nil, err
+		}
+	}
+	if err := strictJSON(j, p, policyFields()); err != nil {
+		return nil, fmt.Errorf("preset %s: %w", name, err)
+	}
+	p.Name, p.Preset = name, head.Preset
+	if p.Preset == "" {
+		p.Preset = name
+	}
+	return p, nil
+}
+
+// Policy returns the named policy.
+func (c *Config) Policy(name string) (*Policy, error) {
+	p, ok := c.policies[name]
+	if !ok {
+		msg := fmt.Sprintf("policy %q is not defined in %s", name, c.Source)
+		if s := spec.Suggest(name, c.PolicyNames()); s != "" {
+			msg += fmt.Sprintf("; did you mean %s?", s)
+		} else {
+			msg += "; defined: " + strings.Join(c.PolicyNames(), ", ")
+		}
+		return nil, errors.New(msg)
+	}
+	return p, nil
+}
+
+// PolicyNames lists the defined policies, sorted.
+func (c *Config) PolicyNames() []string {
+	out := make([]string, 0, len(c.policies))
+	for n := range c.policies {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// RuntimeFor is the delegate runtime for p.
+func (c *Config) RuntimeFor(p *Policy) string {
+	if p.Runtime != "" {
+		return p.Runtime
+	}
+	return c.Runtime
+}
+
+func strictYAML(b []byte, v any, fields []string) error {
+	j, err := yaml.YAMLToJSON(b)
+	if err != nil {
+		return fmt.Errorf("not valid YAML: %w", err)
+	}
+	return strictJSON(j, v, fields)
+}
+
+var unknownFieldRE = regexp.MustCompile(`unknown field "([^"]*)"`)
+
+// strictJSON decodes refusing unknown fields, and turns encoding/json's
+// message into one that names the field and its likely spelling.
+func strictJSON(j []byte, v any, fields []string) error {
+	dec := json.NewDecoder(bytes.NewReader(j))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if m := unknownFieldRE.FindStringSubmatch(err.Error()); m != nil {
+			msg := fmt.Sprintf("unknown field %q", m[1])
+			if s := spec.Suggest(m[1], fields); s != "" {
+				msg += fmt.Sprintf(": did you mean %s?", s)
+			}
+			return errors.New(msg)
+		}
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return fmt.Errorf("field %s: expected %s, got a JSON %s", te.Field, te.Type, te.Value)
+		}
+		return err
+	}
+	return nil
+}
+
+// jsonFieldNames lists the JSON names of a struct's fields, for "did you
+// mean" answers to unknown fields.
+func jsonFieldNames(t reflect.Type) []string {
+	var out []string
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+var (
+	configFields = sync.OnceValue(func() []string { return jsonFieldNames(reflect.TypeFor[Config]()) })
+	policyFields = sync.OnceValue(func() []string { return jsonFieldNames(reflect.TypeFor[Policy]()) })
+)

@@ -1,0 +1,290 @@
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/secrun/secrun/spec"
+)
+
+// Annotations a Pod uses to ask for more restriction than the node policy.
+// containerd copies them into config.json when the runtime handler's
+// pod_annotations (or container_annotations) allowlist matches
+// "secrun.dev/*".
+const (
+	// IntentAnnotation holds a Kubernetes securityContext (JSON) for every
+	// container of the Pod.
+	IntentAnnotation = "secrun.dev/security-context"
+	// IntentAnnotationPrefix + "<container name>" holds one container's;
+	// its fields override the Pod-wide ones.
+	IntentAnnotationPrefix = IntentAnnotation + "."
+	// maxIntentSize bounds an annotation value; a securityContext is a few
+	// hundred bytes.
+	maxIntentSize = 16 << 10
+)
+
+// Annotations that containerd and CRI-O set to say what a bundle is.
+var (
+	containerNameAnnotations = []string{"io.kubernetes.cri.container-name", "io.kubernetes.container.name"}
+	containerTypeAnnotations = []string{"io.kubernetes.cri.container-type", "io.kubernetes.cri-o.ContainerType"}
+)
+
+// IsSandbox reports whether the bundle is a Pod's sandbox (pause)
+// container. The Pod's intent is about its own containers, not the pause
+// process the runtime adds.
+func IsSandbox(s *specs.Spec) bool {
+	for _, k := range containerTypeAnnotations {
+		if s.Annotations[k] == "sandbox" {
+			return true
+		}
+	}
+	return false
+}
+
+// ContainerName is the Kubernetes container name the CRI runtime recorded.
+func ContainerName(s *specs.Spec) string {
+	for _, k := range containerNameAnnotations {
+		if v := s.Annotations[k]; v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// IntentFromAnnotations parses the Pod's securityContext annotations for
+// this bundle, Pod-wide overlaid with the container's own. nil means the
+// Pod asked for nothing.
+func IntentFromAnnotations(s *specs.Spec) (*spec.SecurityContext, error) {
+	if IsSandbox(s) {
+		return nil, nil
+	}
+	var out *spec.SecurityContext
+	for _, key := range []string{IntentAnnotation, IntentAnnotationPrefix + ContainerName(s)} {
+		v, ok := s.Annotations[key]
+		if !ok || key == IntentAnnotationPrefix {
+			continue
+		}
+		sc, err := ParseIntent(v)
+		if err != nil {
+			return nil, fmt.Errorf("annotation %s: %w", key, err)
+		}
+		if out == nil {
+			out = &spec.SecurityContext{}
+		}
+		*out = out.Overlay(sc)
+	}
+	return out, nil
+}
+
+var securityContextFields = sync.OnceValue(func() []string { return jsonFieldNames(reflect.TypeFor[spec.SecurityContext]()) })
+
+// ParseIntent parses one annotation value strictly: a misspelt field would
+// otherwise be a restriction the Pod believes it has and does not.
+func ParseIntent(v string) (*spec.SecurityContext, error) {
+	if len(v) > maxIntentSize {
+		return nil, fmt.Errorf("value is %d bytes, more than the %d a securityContext needs", len(v), maxIntentSize)
+	}
+	if !strings.HasPrefix(strings.TrimSpace(v), "{") {
+		return nil, fmt.Errorf("value must be a JSON object holding a securityContext, e.g. {\"allowPrivilegeEscalation\":false}")
+	}
+	sc := &spec.SecurityContext{}
+	if err := strictJSON([]byte(v), sc, securityContextFields()); err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader([]byte(v)))
+	var rest json.RawMessage
+	_ = dec.Decode(&rest)
+	if dec.More() {
+		return nil, fmt.Errorf("trailing data after the JSON object")
+	}
+	return sc, nil
+}
+
+// ApplyIntent applies what the Pod asked for, provided every part of it
+// tightens the bundle: a Pod may drop capabilities, forbid escalation,
+// make its root read-only, leave root, or add confinement; it may not, by
+// annotation, undo anything the bundle or the node already has. changes
+// says what was done; a loosening request is an error naming the field.
+func ApplyIntent(env *Env, s *specs.Spec, sc *spec.SecurityContext) (changes []string, err error) {
+	if sc == nil {
+		return nil, nil
+	}
+	refuse := func(field, why string) error {
+		return fmt.Errorf("%s: %s; a Pod annotation may only tighten its container, ask the admin for a RuntimeClass whose policy allows it", field, why)
+	}
+	var opts []spec.Option
+	note := func(o spec.Option, what string) {
+		opts = append(opts, o)
+		changes = append(changes, "intent: "+what)
+	}
+	if s.Process == nil {
+		s.Process = &specs.Process{}
+	}
+	p := s.Process
+
+	if sc.Privileged != nil && *sc.Privileged && !spec.LooksPrivileged(s) {
+		return nil, refuse("privileged", "true would make the container privileged")
+	}
+	if c := sc.Capabilities; c != nil {
+		add, err := spec.NormalizeCapabilities(c.Add)
+		if err != nil {
+			return nil, fmt.Errorf("capabilities.add: %w", err)
+		}
+		drop, err := spec.NormalizeCapabilities(c.Drop)
+		if err != nil {
+			return nil, fmt.Errorf("capabilities.drop: %w", err)
+		}
+		held := spec.CapabilitiesOutside(p, nil)
+		// An add only keeps a capability the container already holds
+		// (meaningful next to drop: [ALL]); it can never grant one.
+		for _, a := range add {
+			if a == "ALL" || !slices.Contains(held, a) {
+				return nil, refuse("capabilities.add", fmt.Sprintf("%s is not held by the container", strings.TrimPrefix(a, "CAP_")))
+			}
+		}
+		if len(drop) > 0 {
+			var gone []string
+			if slices.Contains(drop, "ALL") {
+				for _, h := range held {
+					if !slices.Contains(add, h) {
+						gone = append(gone, h)
+					}
+				}
+			} else {
+				for _, d := range drop {
+					if slices.Contains(held, d) {
+						gone = append(gone, d)
+					}
+				}
+			}
+			if len(gone) > 0 {
+				note(spec.DropCapabilities(gone), "dropped "+strings.Join(trimCap(gone), ", "))
+			}
+		}
+	}
+	if v := sc.AllowPrivilegeEscalation; v != nil {
+		switch {
+		case !*v && !p.NoNewPrivileges:
+			note(spec.WithNoNewPrivileges(true), "set noNewPrivileges")
+		case *v && p.NoNewPrivileges:
+			return nil, refuse("allowPrivilegeEscalation", "true would turn no_new_privs off")
+		}
+	}
+	if v := sc.RunAsUser; v != nil {
+		switch {
+		case *v < 0 || *v > 1<<32-2:
+			return nil, fmt.Errorf("runAsUser: %d is not a valid uid", *v)
+		case *v == 0 && p.User.UID != 0:
+			return nil, refuse("runAsUser", "0 would make the container root")
+		case uint32(*v) != p.User.UID:
+			uid := uint32(*v)
+			note(func(s *specs.Spec) error { s.Process.User.UID = uid; return nil }, fmt.Sprintf("set uid %d", uid))
+		}
+	}
+	if v := sc.RunAsGroup; v != nil {
+		switch {
+		case *v < 0 || *v > 1<<32-2:
+			return nil, fmt.Errorf("runAsGroup: %d is not a valid gid", *v)
+		case *v == 0 && p.User.GID != 0:
+			return nil, refuse("runAsGroup", "0 would give the container the root group")
+		case uint32(*v) != p.User.GID:
+			gid := uint32(*v)
+			note(func(s *specs.Spec) error { s.Process.User.GID = gid; return nil }, fmt.Sprintf("set gid %d", gid))
+		}
+	}
+	if v := sc.ReadOnlyRootFilesystem; v != nil {
+		ro := s.Root != nil && s.Root.Readonly
+		switch {
+		case *v && !ro:
+			note(spec.WithReadonlyRootfs(true), "made the root filesystem read-only")
+		case !*v && ro:
+			return nil, refuse("readOnlyRootFilesystem", "false would make a read-only root writable")
+		}
+	}
+	if v := sc.ProcMount; v != nil {
+		masked, ro := spec.MissingProcMasks(s)
+		switch *v {
+		case spec.ProcMountDefault:
+			if len(masked)+len(ro) > 0 {
+				note(spec.WithProcMount(spec.ProcMountDefault), "masked /proc (procMount Default)")
+			}
+		case spec.ProcMountUnmasked:
+			if s.Linux != nil && len(s.Linux.MaskedPaths)+len(s.Linux.ReadonlyPaths) > 0 {
+				return nil, refuse("procMount", "Unmasked would unmask /proc")
+			}
+		default:
+			return nil, fmt.Errorf("procMount: unknown value %q; use Default or Unmasked", *v)
+		}
+	}
+	if o := sc.SELinuxOptions; o != nil && *o != (spec.SELinuxOptions{}) {
+		if p.SelinuxLabel != "" {
+			return nil, refuse("seLinuxOptions", "the container already has an SELinux label, and a Pod annotation may not change it")
+		}
+		note(spec.WithSELinuxOptions(o), "set the SELinux label")
+	}
+	// Profiles last, so the default seccomp profile sees the final
+	// capabilities.
+	if pr := sc.AppArmorProfile; pr != nil {
+		confined := p.ApparmorProfile != "" && p.ApparmorProfile != "unconfined"
+		switch pr.Type {
+		case spec.AppArmorUnconfined:
+			if confined {
+				return nil, refuse("appArmorProfile", "Unconfined would remove the container's AppArmor profile")
+			}
+		case spec.AppArmorRuntimeDefault:
+			if !confined {
+				note(spec.WithAppArmorRuntimeDefault(env.AppArmor, env.warn), "AppArmor RuntimeDefault")
+			}
+		case spec.AppArmorLocalhost:
+			if pr.LocalhostProfile == nil {
+				return nil, fmt.Errorf("appArmorProfile: type Localhost needs localhostProfile")
+			}
+			if confined && p.ApparmorProfile != *pr.LocalhostProfile {
+				return nil, refuse("appArmorProfile", "the container already has AppArmor profile "+p.ApparmorProfile)
+			}
+			note(spec.WithAppArmorLocalhost(env.AppArmor, *pr.LocalhostProfile), "AppArmor Localhost "+*pr.LocalhostProfile)
+		default:
+			return nil, fmt.Errorf("appArmorProfile.type: unknown value %q; use RuntimeDefault, Localhost or Unconfined", pr.Type)
+		}
+	}
+	if pr := sc.SeccompProfile; pr != nil {
+		confined := spec.Confined(s)
+		switch pr.Type {
+		case spec.SeccompUnconfined:
+			if confined {
+				return nil, refuse("seccompProfile", "Unconfined would remove the container's seccomp filter")
+			}
+		case spec.SeccompRuntimeDefault:
+			if !confined {
+				note(spec.WithRuntimeDefaultSeccomp(), "seccomp RuntimeDefault")
+			}
+		case spec.SeccompLocalhost:
+			if pr.LocalhostProfile == nil {
+				return nil, fmt.Errorf("seccompProfile: type Localhost needs localhostProfile")
+			}
+			if confined {
+				return nil, refuse("seccompProfile", "the container already has a seccomp filter, and a Pod annotation may not replace it")
+			}
+			root := env.SeccompProfileRoot
+			if root == "" {
+				root = spec.DefaultSeccompProfileRoot
+			}
+			note(spec.WithLocalhostSeccomp(root, *pr.LocalhostProfile), "seccomp Localhost "+*pr.LocalhostProfile)
+		default:
+			return nil, fmt.Errorf("seccompProfile.type: unknown value %q; use RuntimeDefault, Localhost or Unconfined", pr.Type)
+		}
+	}
+	if err := spec.Apply(s, opts...); err != nil {
+		return nil, err
+	}
+	if sc.RunAsNonRoot != nil && *sc.RunAsNonRoot && s.Process.User.UID == 0 {
+		return nil, fmt.Errorf("runAsNonRoot: the container would run as uid 0; set runAsUser to a non-zero uid")
+	}
+	return changes, nil
+}

@@ -1,0 +1,93 @@
+// Package policy holds the node admin's security policies: what they are
+// (config.go), which rules they check and how a bundle is brought into line
+// (rules.go), and what a Pod may ask on top through annotations (intent.go).
+package policy
+
+import (
+	"fmt"
+)
+
+// Mode says what secrun does with a bundle that breaks the policy.
+type Mode string
+
+const (
+	// Enforce refuses a bundle that breaks a rule. It never rewrites
+	// config.json for the policy's sake.
+	Enforce Mode = "enforce"
+	// Harden rewrites the bundle until it complies, and refuses only what
+	// no rewrite can fix (privileged mode, host namespaces, forbidden
+	// sysctls, root without a configured uid).
+	Harden Mode = "harden"
+	// Audit logs what enforce or harden would do and changes nothing.
+	Audit Mode = "audit"
+)
+
+// Policy is one named policy, as an admin writes it in config.yaml.
+// Every check is off in the zero Policy; presets turn them on.
+type Policy struct {
+	Name string `json:"-"`
+	// Preset names the built-in policy this one starts from.
+	Preset string `json:"preset,omitempty"`
+	Mode   Mode   `json:"mode,omitempty"`
+	// Runtime is the delegate for this policy (a name on PATH or a path);
+	// empty means the config's runtime.
+	Runtime string `json:"runtime,omitempty"`
+
+	AllowPrivileged     bool `json:"allowPrivileged"`
+	AllowHostNamespaces bool `json:"allowHostNamespaces"`
+	// AllowedCapabilities is the most a container may hold; nil allows
+	// any, an empty list none. Names with or without CAP_, any case.
+	AllowedCapabilities []string `json:"allowedCapabilities,omitempty"`
+	// RequiredDropCapabilities may never be held, whatever else allows.
+	RequiredDropCapabilities []string `json:"requiredDropCapabilities,omitempty"`
+	// AmbientCapabilities, an opt-in beyond containerd: a non-root process
+	// also gets its capabilities in the ambient set, so that they work
+	// after exec (kubernetes#56374).
+	AmbientCapabilities bool `json:"ambientCapabilities,omitempty"`
+	NoNewPrivileges     bool `json:"noNewPrivileges"`
+	RunAsNonRoot        bool `json:"runAsNonRoot"`
+	// RunAsUser and RunAsGroup are what harden sets when a container would
+	// run as root under runAsNonRoot; without RunAsUser such a container is
+	// refused, since secrun cannot know which uid the image works with.
+	RunAsUser              *int64 `json:"runAsUser,omitempty"`
+	RunAsGroup             *int64 `json:"runAsGroup,omitempty"`
+	ReadOnlyRootFilesystem bool   `json:"readOnlyRootFilesystem"`
+	// RestrictSysctls allows only namespaced sysctls from the Kubernetes
+	// safe set (for KubernetesVersion) and AllowedUnsafeSysctls.
+	RestrictSysctls      bool     `json:"restrictSysctls"`
+	AllowedUnsafeSysctls []string `json:"allowedUnsafeSysctls,omitempty"`
+	KubernetesVersion    string   `json:"kubernetesVersion,omitempty"`
+	// Seccomp is the profile harden gives a container that has none:
+	// RuntimeDefault, Localhost/<file below seccompProfileRoot>, or empty.
+	Seccomp string `json:"seccomp,omitempty"`
+	// RequireSeccomp refuses (enforce) a container without a filter.
+	RequireSeccomp bool `json:"requireSeccomp"`
+	// AppArmor is the profile harden gives a container that has none:
+	// RuntimeDefault, Localhost/<loaded profile>, or empty. It is required
+	// in enforce mode wherever the kernel has AppArmor.
+	AppArmor string `json:"appArmor,omitempty"`
+	// RequireAppArmor refuses (enforce) a container without a profile on
+	// a node whose kernel has AppArmor.
+	RequireAppArmor bool `json:"requireAppArmor"`
+	// ProcMount Default requires the kubelet's masked and readonly paths.
+	ProcMount string `json:"procMount,omitempty"`
+	// AllowedSELinuxTypes limits the type of process.selinuxLabel; "" in
+	// the list allows no label. Empty allows any.
+	AllowedSELinuxTypes []string `json:"allowedSELinuxTypes,omitempty"`
+
+	allowedCaps  []string // nil: any
+	requiredDrop []string
+}
+
+// Validate checks a policy's own fields, so a typo in config.yaml fails
+// when the policy loads, not when a container happens to need the rule.
+func (p *Policy) Validate() error {
+	switch p.Mode {
+	case Enforce, Harden, Audit:
+	case "":
+		return fmt.Errorf("policy %s: mode is missing; set mode: enforce, harden or audit", p.Name)
+	default:
+		return fmt.Errorf("policy %s: mode %q is unknown; use enforce, harden or audit", p.Name, p.Mode)
+	}
+	return p.compile()
+}

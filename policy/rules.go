@@ -1,0 +1,425 @@
+package policy
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/secrun/secrun/spec"
+)
+
+// Finding is one way a bundle breaks a policy, in the words an admin needs
+// to fix it: the rule, the config.json field, what is wrong, the fix.
+type Finding struct {
+	Rule    string `json:"rule"`
+	Field   string `json:"field"`
+	Problem string `json:"problem"`
+	Fix     string `json:"fix"`
+	// Fixable says whether harden mode can rewrite it away.
+	Fixable bool `json:"fixable"`
+	// Default marks a finding that is the policy's default rather than a
+	// requirement (a seccomp or AppArmor profile for a container that has
+	// none): harden applies it, enforce does not refuse for it.
+	Default bool `json:"default,omitempty"`
+}
+
+// Refusing returns the findings enforce mode refuses for.
+func Refusing(fs []Finding) []Finding {
+	var out []Finding
+	for _, f := range fs {
+		if !f.Default {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func (f Finding) String() string {
+	return fmt.Sprintf("%s: %s: %s; fix: %s", f.Rule, f.Field, f.Problem, f.Fix)
+}
+
+// Env is what rules need from the node.
+type Env struct {
+	AppArmor           spec.AppArmorHost
+	SeccompProfileRoot string
+	// Warn receives what secrun skipped and why (AppArmor on a kernel
+	// without it); nil drops warnings.
+	Warn func(string)
+}
+
+func (e *Env) warn(msg string) {
+	if e != nil && e.Warn != nil {
+		e.Warn(msg)
+	}
+}
+
+// rule is one check and, where a rewrite can satisfy it, the fix.
+type rule struct {
+	name string
+	// process rules also apply to `runc exec --process` documents.
+	process bool
+	check   func(p *Policy, env *Env, s *specs.Spec) []Finding
+	// fix returns the option that brings s into line; nil means the
+	// finding cannot be fixed by rewriting.
+	fix func(p *Policy, env *Env, s *specs.Spec) spec.Option
+}
+
+// rules run in this order, in checks and in hardening alike. Seccomp comes
+// last: the default profile is generated from the final capabilities.
+var rules = []rule{
+	{name: "privileged", check: checkPrivileged},
+	{name: "hostNamespaces", check: checkHostNamespaces},
+	{name: "devices", check: checkDevices},
+	{name: "capabilities", process: true, check: checkCapabilities, fix: fixCapabilities},
+	{name: "noNewPrivileges", process: true, check: checkNoNewPrivileges, fix: fixNoNewPrivileges},
+	{name: "runAsNonRoot", process: true, check: checkRunAsNonRoot, fix: fixRunAsNonRoot},
+	{name: "readOnlyRootFilesystem", check: checkReadOnlyRoot, fix: fixReadOnlyRoot},
+	{name: "procMount", check: checkProcMount, fix: fixProcMount},
+	{name: "sysctls", check: checkSysctls},
+	{name: "seLinux", process: true, check: checkSELinux},
+	{name: "appArmor", process: true, check: checkAppArmor, fix: fixAppArmor},
+	{name: "seccomp", check: checkSeccomp, fix: fixSeccomp},
+}
+
+// RuleNames lists the rules in the order they apply.
+func RuleNames() []string {
+	out := make([]string, len(rules))
+	for i, r := range rules {
+		out[i] = r.name
+	}
+	return out
+}
+
+// compile normalises what the admin wrote, so checks compare like with like.
+func (p *Policy) compile() error {
+	var err error
+	if p.AllowedCapabilities != nil {
+		if p.allowedCaps, err = spec.NormalizeCapabilities(p.AllowedCapabilities); err != nil {
+			return fmt.Errorf("policy %s: allowedCapabilities: %w", p.Name, err)
+		}
+		if p.allowedCaps == nil {
+			p.allowedCaps = []string{}
+		}
+	}
+	if p.requiredDrop, err = spec.NormalizeCapabilities(p.RequiredDropCapabilities); err != nil {
+		return fmt.Errorf("policy %s: requiredDropCapabilities: %w", p.Name, err)
+	}
+	for _, f := range []struct{ field, v string }{{"seccomp", p.Seccomp}, {"appArmor", p.AppArmor}} {
+		kind, arg, _ := strings.Cut(f.v, "/")
+		switch {
+		case f.v == "" || f.v == "RuntimeDefault" || f.v == "Unconfined":
+		case kind == "Localhost" && arg != "":
+		default:
+			return fmt.Errorf("policy %s: %s %q is not valid; use RuntimeDefault, Unconfined or Localhost/<name>", p.Name, f.field, f.v)
+		}
+	}
+	switch p.ProcMount {
+	case "", spec.ProcMountDefault, spec.ProcMountUnmasked:
+	default:
+		return fmt.Errorf("policy %s: procMount %q is not valid; use Default or Unmasked", p.Name, p.ProcMount)
+	}
+	if p.RestrictSysctls {
+		if _, err := spec.SafeSysctls(p.KubernetesVersion); err != nil {
+			return fmt.Errorf("policy %s: kubernetesVersion: %w", p.Name, err)
+		}
+	}
+	if p.RunAsUser != nil && *p.RunAsUser <= 0 && p.RunAsNonRoot {
+		return fmt.Errorf("policy %s: runAsUser must be a non-zero uid when runAsNonRoot is set", p.Name)
+	}
+	return nil
+}
+
+// Check returns every finding for s, in rule order.
+func (p *Policy) Check(env *Env, s *specs.Spec) []Finding {
+	var out []Finding
+	for _, r := range rules {
+		out = append(out, r.check(p, env, s)...)
+	}
+	return out
+}
+
+// CheckProcess checks a `runc exec --process` document: only the rules
+// that a process can break.
+func (p *Policy) CheckProcess(env *Env, proc *specs.Process) []Finding {
+	s := &specs.Spec{Process: proc}
+	var out []Finding
+	for _, r := range rules {
+		if r.process {
+			out = append(out, r.check(p, env, s)...)
+		}
+	}
+	return out
+}
+
+// Harden rewrites s until it complies wherever a rewrite can, and returns
+// what is left: findings no rewrite fixes. changes lists each rule whose
+// fix ran.
+func (p *Policy) Harden(env *Env, s *specs.Spec) (left []Finding, changes []string, err error) {
+	return p.harden(env, s, false)
+}
+
+// HardenProcess is Harden for an exec process document.
+func (p *Policy) HardenProcess(env *Env, proc *specs.Process) (left []Finding, changes []string, err error) {
+	s := &specs.Spec{Process: proc}
+	return p.harden(env, s, true)
+}
+
+func (p *Policy) harden(env *Env, s *specs.Spec, processOnly bool) ([]Finding, []string, error) {
+	var left []Finding
+	var changes []string
+	for _, r := range rules {
+		if processOnly && !r.process {
+			continue
+		}
+		found := r.check(p, env, s)
+		if len(found) == 0 {
+			continue
+		}
+		if r.fix == nil {
+			left = append(left, found...)
+			continue
+		}
+		opt := r.fix(p, env, s)
+		if opt == nil {
+			left = append(left, found...)
+			continue
+		}
+		if err := opt(s); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", r.name, err)
+		}
+		for _, f := range found {
+			changes = append(changes, fmt.Sprintf("%s: %s", r.name, f.Problem))
+		}
+		// A fix that did not satisfy its own rule is a bug or an
+		// unfixable case; either way the container must not start.
+		left = append(left, r.check(p, env, s)...)
+	}
+	return left, changes, nil
+}
+
+// allowedCaps and requiredDrop are the normalised capability lists.
+func (p *Policy) forbiddenCaps(proc *specs.Process) []string {
+	var out []string
+	if p.allowedCaps != nil {
+		out = spec.CapabilitiesOutside(proc, p.allowedCaps)
+	}
+	if len(p.requiredDrop) > 0 {
+		all := spec.CapabilitiesOutside(proc, nil)
+		for _, c := range all {
+			if (slices.Contains(p.requiredDrop, c) || slices.Contains(p.requiredDrop, "ALL")) && !slices.Contains(out, c) {
+				out = append(out, c)
+			}
+		}
+		slices.Sort(out)
+	}
+	return out
+}
+
+func checkPrivileged(p *Policy, _ *Env, s *specs.Spec) []Finding {
+	if p.AllowPrivileged || !spec.LooksPrivileged(s) {
+		return nil
+	}
+	return []Finding{{Rule: "privileged", Field: "process.capabilities, linux.maskedPaths",
+		Problem: "the container is privileged (every capability, /proc unmasked)",
+		Fix:     "remove securityContext.privileged: true, or run the Pod with a RuntimeClass whose policy allows privileged containers"}}
+}
+
+func checkHostNamespaces(p *Policy, _ *Env, s *specs.Spec) []Finding {
+	if p.AllowHostNamespaces {
+		return nil
+	}
+	var out []Finding
+	for _, ns := range []struct {
+		t     specs.LinuxNamespaceType
+		field string
+	}{{specs.NetworkNamespace, "hostNetwork"}, {specs.PIDNamespace, "hostPID"}, {specs.IPCNamespace, "hostIPC"}} {
+		if !spec.HasNamespace(s, ns.t) {
+			out = append(out, Finding{Rule: "hostNamespaces", Field: "linux.namespaces",
+				Problem: fmt.Sprintf("no %s namespace: the container shares the host's", ns.t),
+				Fix:     fmt.Sprintf("remove %s: true from the Pod spec", ns.field)})
+		}
+	}
+	return out
+}
+
+func checkDevices(p *Policy, _ *Env, s *specs.Spec) []Finding {
+	if p.AllowPrivileged || !spec.AllowsAllDevices(s) {
+		return nil
+	}
+	return []Finding{{Rule: "devices", Field: "linux.resources.devices",
+		Problem: "the device cgroup allows every device",
+		Fix:     "remove the allow-all device rule (it comes with privileged: true)"}}
+}
+
+func checkCapabilities(p *Policy, _ *Env, s *specs.Spec) []Finding {
+	bad := p.forbiddenCaps(s.Process)
+	if len(bad) == 0 {
+		return nil
+	}
+	allowed := "none"
+	if len(p.allowedCaps) > 0 {
+		allowed = strings.Join(trimCap(p.allowedCaps), ", ")
+	}
+	return []Finding{{Rule: "capabilities", Field: "process.capabilities", Fixable: true,
+		Problem: fmt.Sprintf("holds %s, which policy %s does not allow (allowed: %s)", strings.Join(trimCap(bad), ", "), p.Name, allowed),
+		Fix:     fmt.Sprintf("add capabilities.drop: [ALL] and add back only what is allowed, or drop %s", strings.Join(trimCap(bad), ", "))}}
+}
+
+func fixCapabilities(p *Policy, _ *Env, s *specs.Spec) spec.Option {
+	return spec.DropCapabilities(p.forbiddenCaps(s.Process))
+}
+
+func checkNoNewPrivileges(p *Policy, _ *Env, s *specs.Spec) []Finding {
+	if !p.NoNewPrivileges || (s.Process != nil && s.Process.NoNewPrivileges) {
+		return nil
+	}
+	return []Finding{{Rule: "noNewPrivileges", Field: "process.noNewPrivileges", Fixable: true,
+		Problem: "no_new_privs is off, so setuid binaries can raise privileges",
+		Fix:     "set securityContext.allowPrivilegeEscalation: false"}}
+}
+
+func fixNoNewPrivileges(*Policy, *Env, *specs.Spec) spec.Option {
+	return spec.WithNoNewPrivileges(true)
+}
+
+func checkRunAsNonRoot(p *Policy, _ *Env, s *specs.Spec) []Finding {
+	if !p.RunAsNonRoot || s.Process == nil || s.Process.User.UID != 0 {
+		return nil
+	}
+	return []Finding{{Rule: "runAsNonRoot", Field: "process.user.uid", Fixable: p.RunAsUser != nil,
+		Problem: "the container would run as uid 0 (root), and runAsNonRoot needs a non-zero uid",
+		Fix:     "set securityContext.runAsUser to a non-zero uid (or USER in the image), or give the policy a runAsUser for harden mode"}}
+}
+
+func fixRunAsNonRoot(p *Policy, _ *Env, _ *specs.Spec) spec.Option {
+	if p.RunAsUser == nil {
+		return nil
+	}
+	return func(s *specs.Spec) error {
+		s.Process.User.UID = uint32(*p.RunAsUser)
+		if p.RunAsGroup != nil {
+			s.Process.User.GID = uint32(*p.RunAsGroup)
+		}
+		return nil
+	}
+}
+
+func checkReadOnlyRoot(p *Policy, _ *Env, s *specs.Spec) []Finding {
+	if !p.ReadOnlyRootFilesystem || (s.Root != nil && s.Root.Readonly) {
+		return nil
+	}
+	return []Finding{{Rule: "readOnlyRootFilesystem", Field: "root.readonly", Fixable: s.Root != nil,
+		Problem: "the root filesystem is writable",
+		Fix:     "set securityContext.readOnlyRootFilesystem: true and mount an emptyDir where the app writes"}}
+}
+
+func fixReadOnlyRoot(*Policy, *Env, *specs.Spec) spec.Option { return spec.WithReadonlyRootfs(true) }
+
+func checkProcMount(p *Policy, _ *Env, s *specs.Spec) []Finding {
+	if p.ProcMount != spec.ProcMountDefault || p.AllowPrivileged && spec.LooksPrivileged(s) {
+		return nil
+	}
+	masked, readonly := spec.MissingProcMasks(s)
+	if len(masked)+len(readonly) == 0 {
+		return nil
+	}
+	return []Finding{{Rule: "procMount", Field: "linux.maskedPaths, linux.readonlyPaths", Fixable: true,
+		Problem: fmt.Sprintf("/proc is less masked than procMount Default (missing %s)", strings.Join(append(masked, readonly...), ", ")),
+		Fix:     "remove procMount: Unmasked (or use it only with hostUsers: false)"}}
+}
+
+func fixProcMount(*Policy, *Env, *specs.Spec) spec.Option {
+	return spec.WithProcMount(spec.ProcMountDefault)
+}
+
+func checkSysctls(p *Policy, _ *Env, s *specs.Spec) []Finding {
+	if !p.RestrictSysctls {
+		return nil
+	}
+	var out []Finding
+	for _, err := range spec.CheckSpecSysctls(p.sysctlPolicy(), s) {
+		out = append(out, Finding{Rule: "sysctls", Field: "linux.sysctl", Problem: err.Error(),
+			Fix: "remove the sysctl from securityContext.sysctls, or have the admin add it to allowedUnsafeSysctls"})
+	}
+	return out
+}
+
+func (p *Policy) sysctlPolicy() spec.SysctlPolicy {
+	return spec.SysctlPolicy{KubernetesVersion: p.KubernetesVersion, AllowedUnsafe: p.AllowedUnsafeSysctls}
+}
+
+func checkSELinux(p *Policy, _ *Env, s *specs.Spec) []Finding {
+	if len(p.AllowedSELinuxTypes) == 0 || s.Process == nil {
+		return nil
+	}
+	t := spec.SELinuxType(s.Process.SelinuxLabel)
+	if slices.Contains(p.AllowedSELinuxTypes, t) {
+		return nil
+	}
+	return []Finding{{Rule: "seLinux", Field: "process.selinuxLabel",
+		Problem: fmt.Sprintf("SELinux type %q is not allowed", t),
+		Fix:     fmt.Sprintf("use seLinuxOptions.type from: %s", strings.Join(p.AllowedSELinuxTypes, ", "))}}
+}
+
+func checkAppArmor(p *Policy, env *Env, s *specs.Spec) []Finding {
+	if p.AppArmor == "" || p.AppArmor == "Unconfined" || (p.AllowPrivileged && spec.LooksPrivileged(s)) {
+		return nil
+	}
+	if s.Process != nil && s.Process.ApparmorProfile != "" && s.Process.ApparmorProfile != "unconfined" {
+		return nil
+	}
+	if env == nil || env.AppArmor == nil || !env.AppArmor.Enabled() {
+		// Nothing on this node could enforce a profile; requiring one
+		// would refuse every container for a protection the kernel lacks.
+		env.warn("appArmor: skipped, AppArmor is not enabled in this kernel")
+		return nil
+	}
+	return []Finding{{Rule: "appArmor", Field: "process.apparmorProfile", Fixable: true, Default: !p.RequireAppArmor,
+		Problem: "the process runs unconfined by AppArmor",
+		Fix:     "set securityContext.appArmorProfile.type: RuntimeDefault (or Localhost)"}}
+}
+
+func fixAppArmor(p *Policy, env *Env, _ *specs.Spec) spec.Option {
+	kind, name, _ := strings.Cut(p.AppArmor, "/")
+	if kind == "Localhost" {
+		return spec.WithAppArmorLocalhost(env.AppArmor, name)
+	}
+	return spec.WithAppArmorRuntimeDefault(env.AppArmor, env.warn)
+}
+
+func checkSeccomp(p *Policy, _ *Env, s *specs.Spec) []Finding {
+	if spec.Confined(s) || (p.AllowPrivileged && spec.LooksPrivileged(s)) {
+		return nil
+	}
+	hasDefault := p.Seccomp != "" && p.Seccomp != "Unconfined"
+	if !p.RequireSeccomp && !hasDefault {
+		return nil
+	}
+	return []Finding{{Rule: "seccomp", Field: "linux.seccomp", Fixable: hasDefault, Default: !p.RequireSeccomp,
+		Problem: "no seccomp filter confines the process",
+		Fix:     "set securityContext.seccompProfile.type: RuntimeDefault (or Localhost)"}}
+}
+
+func fixSeccomp(p *Policy, env *Env, _ *specs.Spec) spec.Option {
+	kind, file, _ := strings.Cut(p.Seccomp, "/")
+	switch kind {
+	case "Localhost":
+		root := spec.DefaultSeccompProfileRoot
+		if env != nil && env.SeccompProfileRoot != "" {
+			root = env.SeccompProfileRoot
+		}
+		return spec.WithLocalhostSeccomp(root, file)
+	case "RuntimeDefault":
+		return spec.WithRuntimeDefaultSeccomp()
+	}
+	return nil
+}
+
+func trimCap(caps []string) []string {
+	out := make([]string, len(caps))
+	for i, c := range caps {
+		out[i] = strings.TrimPrefix(c, "CAP_")
+	}
+	return out
+}

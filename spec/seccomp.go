@@ -1,0 +1,139 @@
+package spec
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	mobyseccomp "github.com/moby/profiles/seccomp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Seccomp profile kinds, as in the Kubernetes API.
+const (
+	SeccompRuntimeDefault = "RuntimeDefault"
+	SeccompUnconfined     = "Unconfined"
+	SeccompLocalhost      = "Localhost"
+)
+
+// DefaultSeccompProfileRoot is where the kubelet keeps Localhost profiles.
+const DefaultSeccompProfileRoot = "/var/lib/kubelet/seccomp"
+
+// maxSeccompProfileSize bounds what a Localhost profile may make us read;
+// moby's default profile is about 20 KiB.
+const maxSeccompProfileSize = 4 << 20
+
+// WithRuntimeDefaultSeccomp installs moby's default profile, generated for
+// the spec's current bounding set: the profile allows extra syscalls for
+// capabilities such as SYS_ADMIN or SYS_PTRACE, so this option must run
+// after every option that changes capabilities.
+func WithRuntimeDefaultSeccomp() Option {
+	return func(s *specs.Spec) error {
+		p, err := mobyseccomp.GetDefaultProfile(s)
+		if err != nil {
+			return fmt.Errorf("seccompProfile RuntimeDefault: %w", err)
+		}
+		ensureLinux(s).Seccomp = p
+		return nil
+	}
+}
+
+// WithUnconfinedSeccomp removes any seccomp filter.
+func WithUnconfinedSeccomp() Option {
+	return func(s *specs.Spec) error {
+		if s.Linux != nil {
+			s.Linux.Seccomp = nil
+		}
+		return nil
+	}
+}
+
+// WithLocalhostSeccomp loads a profile from a file below root, in OCI or
+// Docker form. Docker's archMap and includes/excludes are honoured (against
+// the spec's final capabilities, so this too belongs after capabilities);
+// containerd ignores them silently, which loosens a profile written for
+// Docker. Every syscall name is checked, so a typo fails the create instead
+// of leaving a hole.
+func WithLocalhostSeccomp(root, localhostProfile string) Option {
+	return func(s *specs.Spec) error {
+		body, err := ReadLocalhostProfile(root, localhostProfile)
+		if err != nil {
+			return fmt.Errorf("seccompProfile Localhost %q: %w", localhostProfile, err)
+		}
+		p, err := mobyseccomp.LoadProfile(string(body), s)
+		if err != nil {
+			return fmt.Errorf("seccompProfile Localhost %q: %w", localhostProfile, err)
+		}
+		if err := ValidateSeccomp(p); err != nil {
+			return fmt.Errorf("seccompProfile Localhost %q: %w", localhostProfile, err)
+		}
+		ensureLinux(s).Seccomp = p
+		return nil
+	}
+}
+
+// ReadLocalhostProfile reads root/rel without ever leaving root: ".." and
+// absolute paths are refused outright, and the open resolves every symlink
+// inside root (RESOLVE_IN_ROOT), so a link cannot point a Pod at a file
+// elsewhere on the node.
+func ReadLocalhostProfile(root, rel string) ([]byte, error) {
+	if rel == "" {
+		return nil, errors.New("localhostProfile is empty; name a file below the profile root")
+	}
+	if filepath.IsAbs(rel) {
+		return nil, fmt.Errorf("localhostProfile must be relative to %s, not an absolute path", root)
+	}
+	for _, part := range strings.Split(rel, "/") {
+		if part == ".." {
+			return nil, fmt.Errorf("localhostProfile may not contain \"..\"; it must stay below %s", root)
+		}
+	}
+	dir, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open profile root %s: %w", root, err)
+	}
+	defer unix.Close(dir)
+	fd, err := unix.Openat2(dir, rel, &unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
+	})
+	if errors.Is(err, unix.ENOSYS) {
+		return nil, fmt.Errorf("this kernel lacks openat2, which secrun needs to read profiles safely: %w", err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s below %s: %w", rel, root, err)
+	}
+	f := os.NewFile(uintptr(fd), filepath.Join(root, rel))
+	defer f.Close()
+	if st, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", f.Name())
+	}
+	body, err := io.ReadAll(io.LimitReader(f, maxSeccompProfileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", f.Name(), err)
+	}
+	if len(body) > maxSeccompProfileSize {
+		return nil, fmt.Errorf("%s is larger than %d bytes", f.Name(), maxSeccompProfileSize)
+	}
+	return body, nil
+}
+
+// Confined reports whether the spec has a seccomp filter that refuses
+// something by default: a filter whose default action allows everything is
+// Unconfined in all but name.
+func Confined(s *specs.Spec) bool {
+	if s.Linux == nil || s.Linux.Seccomp == nil {
+		return false
+	}
+	switch s.Linux.Seccomp.DefaultAction {
+	case specs.ActAllow, specs.ActLog, "":
+		return false
+	}
+	return true
+}

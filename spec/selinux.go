@@ -1,0 +1,55 @@
+package spec
+
+import (
+	"fmt"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// SELinuxOptions mirrors the Kubernetes seLinuxOptions block.
+type SELinuxOptions struct {
+	User  string `json:"user,omitempty"`
+	Role  string `json:"role,omitempty"`
+	Type  string `json:"type,omitempty"`
+	Level string `json:"level,omitempty"`
+}
+
+// defaultSELinux fills the parts a Pod leaves out, as container-selinux
+// labels containers: system_u:system_r:container_t:s0.
+var defaultSELinux = SELinuxOptions{User: "system_u", Role: "system_r", Type: "container_t", Level: "s0"}
+
+// WithSELinuxOptions sets the process label and the mount label from a
+// Kubernetes seLinuxOptions block; the mount label uses object_r and
+// container_file_t, so files created in volumes carry the same level.
+func WithSELinuxOptions(o *SELinuxOptions) Option {
+	return func(s *specs.Spec) error {
+		if o == nil || *o == (SELinuxOptions{}) {
+			return nil
+		}
+		for field, v := range map[string]string{"user": o.User, "role": o.Role, "type": o.Type, "level": o.Level} {
+			if strings.ContainsAny(v, " \t\n") || (field != "level" && strings.Contains(v, ":")) {
+				return fmt.Errorf("seLinuxOptions.%s: %q is not a valid SELinux %s", field, v, field)
+			}
+		}
+		pick := func(v, d string) string {
+			if v == "" {
+				return d
+			}
+			return v
+		}
+		user, level := pick(o.User, defaultSELinux.User), pick(o.Level, defaultSELinux.Level)
+		ensureProcess(s).SelinuxLabel = strings.Join([]string{user, pick(o.Role, defaultSELinux.Role), pick(o.Type, defaultSELinux.Type), level}, ":")
+		ensureLinux(s).MountLabel = strings.Join([]string{user, "object_r", "container_file_t", level}, ":")
+		return nil
+	}
+}
+
+// SELinuxType returns the type field of a label "user:role:type:level".
+func SELinuxType(label string) string {
+	parts := strings.SplitN(label, ":", 4)
+	if len(parts) < 3 {
+		return ""
+	}
+	return parts[2]
+}
