@@ -3,8 +3,6 @@ package spec
 import (
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -97,31 +95,10 @@ func ReadLocalhostProfile(root, rel string) ([]byte, error) {
 		return nil, fmt.Errorf("open profile root %s: %w", root, err)
 	}
 	defer unix.Close(dir)
-	fd, err := unix.Openat2(dir, rel, &unix.OpenHow{
-		Flags:   unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW,
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
-	})
-	if errors.Is(err, unix.ENOSYS) {
-		return nil, fmt.Errorf("this kernel lacks openat2, which secrun needs to read profiles safely: %w", err)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open %s below %s: %w", rel, root, err)
-	}
-	f := os.NewFile(uintptr(fd), filepath.Join(root, rel))
-	defer f.Close()
-	if st, err := f.Stat(); err != nil {
-		return nil, err
-	} else if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", f.Name())
-	}
-	body, err := io.ReadAll(io.LimitReader(f, maxSeccompProfileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", f.Name(), err)
-	}
-	if len(body) > maxSeccompProfileSize {
-		return nil, fmt.Errorf("%s is larger than %d bytes", f.Name(), maxSeccompProfileSize)
-	}
-	return body, nil
+	// The same in-root, regular-files-only open as the image's
+	// /etc/passwd: a FIFO or device node below the root must not block or
+	// act on the node.
+	return readRootfsFile(dir, root, rel, maxSeccompProfileSize)
 }
 
 // Confined reports whether the spec has a seccomp filter that refuses
