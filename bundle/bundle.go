@@ -29,8 +29,8 @@ type Document[T any] struct {
 	Value *T
 
 	raw  []byte
-	tree any    // the file as generic JSON, numbers as json.Number
-	base any    // Value as first decoded, re-encoded generically
+	tree any // the file as generic JSON, numbers as json.Number
+	base any // Value as first decoded, re-encoded generically
 	mode os.FileMode
 	uid  int
 	gid  int

@@ -3,8 +3,10 @@ package policy
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/secrun/secrun/spec"
 )
 
 // Outcome is what a policy makes of one bundle or exec process.
@@ -88,11 +90,37 @@ func (p *Policy) Decide(env *Env, s *specs.Spec) *Outcome {
 			return o
 		}
 	}
+	if mode == Harden && p.AmbientCapabilities {
+		if ch, err := grantAmbient(target); err != nil {
+			o.Decision, o.Err = "refused", err
+			return o
+		} else if ch != "" {
+			o.Changes = append(o.Changes, ch)
+		}
+	}
 	o.Decision = "allowed"
 	if len(o.Changes) > 0 {
 		o.Decision = "hardened"
 	}
 	return o
+}
+
+// grantAmbient raises a non-root process's permitted capabilities into its
+// inheritable and ambient sets, so they are effective after execve. Root
+// needs no help, and a process with no capabilities has nothing to raise.
+func grantAmbient(s *specs.Spec) (string, error) {
+	if s.Process == nil || s.Process.User.UID == 0 || s.Process.Capabilities == nil {
+		return "", nil
+	}
+	c := s.Process.Capabilities
+	before := len(c.Ambient)
+	if err := spec.WithAmbientCapabilities(c.Permitted)(s); err != nil {
+		return "", err
+	}
+	if len(c.Ambient) == before {
+		return "", nil
+	}
+	return fmt.Sprintf("ambientCapabilities: raised %s for uid %d", strings.Join(trimCap(c.Ambient), ", "), s.Process.User.UID), nil
 }
 
 // DecideProcess is Decide for the process document of `runc exec

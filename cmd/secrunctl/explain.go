@@ -1,0 +1,91 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/secrun/secrun/bundle"
+	"github.com/secrun/secrun/policy"
+	"github.com/secrun/secrun/spec"
+	"github.com/urfave/cli/v2"
+)
+
+var explainCommand = &cli.Command{
+	Name:      "explain",
+	Usage:     "show what secrun would change or refuse in a bundle, without running anything",
+	ArgsUsage: "BUNDLE",
+	Flags: []cli.Flag{
+		&cli.StringFlag{Name: "policy", Aliases: []string{"p"}, Usage: "policy name (default: the config's defaultPolicy)"},
+		&cli.StringFlag{Name: "mode", Usage: "override the policy's mode: enforce, harden or audit"},
+		&cli.BoolFlag{Name: "json", Usage: "print the outcome as JSON"},
+		&cli.BoolFlag{Name: "config-json", Usage: "print the config.json secrun would write"},
+	},
+	Action: func(c *cli.Context) error {
+		if c.NArg() != 1 {
+			return fmt.Errorf("explain needs exactly one BUNDLE directory")
+		}
+		cfg, err := policy.LoadConfig()
+		if err != nil {
+			return err
+		}
+		name := c.String("policy")
+		if name == "" {
+			name = cfg.DefaultPolicy
+		}
+		pol, err := cfg.Policy(name)
+		if err != nil {
+			return err
+		}
+		if m := c.String("mode"); m != "" {
+			cp := *pol
+			cp.Mode = policy.Mode(m)
+			if err := cp.Validate(); err != nil {
+				return err
+			}
+			pol = &cp
+		}
+		doc, err := bundle.Load[specs.Spec](filepath.Join(c.Args().First(), "config.json"))
+		if err != nil {
+			return err
+		}
+		env := &policy.Env{AppArmor: spec.HostAppArmor{}, SeccompProfileRoot: cfg.SeccompProfileRoot}
+		out := pol.Decide(env, doc.Value)
+		if c.Bool("config-json") {
+			b, err := doc.Marshal()
+			if err != nil {
+				return err
+			}
+			fmt.Println(string(b))
+			return nil
+		}
+		if c.Bool("json") {
+			enc := json.NewEncoder(os.Stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(map[string]any{
+				"policy": pol.Name, "mode": pol.Mode, "decision": out.Decision,
+				"changes": out.Changes, "findings": out.Findings, "warnings": out.Warnings,
+				"error": out.Error(),
+			})
+		}
+		fmt.Printf("policy %s (%s): %s\n", pol.Name, pol.Mode, out.Decision)
+		if out.Err != nil {
+			fmt.Printf("  refused: %v\n", out.Err)
+		}
+		for _, ch := range out.Changes {
+			fmt.Printf("  change:  %s\n", ch)
+		}
+		for _, f := range out.Findings {
+			fmt.Printf("  finding: %s\n", f)
+		}
+		for _, w := range out.Warnings {
+			fmt.Printf("  warning: %s\n", w)
+		}
+		if out.Refused() {
+			return cli.Exit("", 3)
+		}
+		return nil
+	},
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what secrun's build and tests need on a Debian machine, once.
+# Needs root for apt-get; does nothing when everything is already there.
+set -euo pipefail
+
+need=()
+command -v runc >/dev/null 2>&1 || need+=(runc)
+[ -x /bin/busybox ] || need+=(busybox-static)
+[ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
+command -v git >/dev/null 2>&1 || need+=(git)
+
+if [ ${#need[@]} -gt 0 ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "install-deps: missing ${need[*]}; run as root or install them" >&2
+		exit 1
+	fi
+	echo "install-deps: installing ${need[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
+	echo "install-deps: Go is missing; install Go 1.24 or newer" >&2
+	exit 1
+fi
+go mod download
