@@ -50,15 +50,16 @@ type Invocation struct {
 
 // ParseArgs parses runc's argv (without argv[0]).
 //
-// runc has parsed its argv with two libraries: urfave/cli v1 (runc up to
-// 1.5: flags after the container id are moved forward, except for exec and
-// ps) and urfave/cli v3 (later runc: flags anywhere, global flags also
+// runc has parsed its argv with two libraries: urfave/cli v1 (the 1.x
+// releases, such as the 1.1 the tests run against: flags after the
+// container id are moved forward, except for exec and ps) and urfave/cli
+// v3 (runc's main branch since 2026: flags anywhere, global flags also
 // after the subcommand, "<cmd> help" shows help). secrun cannot know which
 // one the delegate uses, so it reads the subcommand's arguments both ways
 // and refuses a command line the two read differently: otherwise a crafted
-// argv could show secrun one bundle while runc creates another.
-// Every command line containerd, CRI-O, conmon and podman send reads the
-// same both ways.
+// argv could show secrun one bundle while runc creates another. Every
+// command line containerd, CRI-O, conmon and podman send reads the same
+// both ways. The words before the subcommand read the same in both.
 func ParseArgs(args []string) (*Invocation, error) {
 	inv := &Invocation{Args: args, CommandIndex: -1, LogFormat: "text"}
 	rest, err := parseGlobalArgs(inv)
@@ -75,13 +76,13 @@ func ParseArgs(args []string) (*Invocation, error) {
 	if err != nil {
 		return nil, err
 	}
-	v1.setPositionals(c, pos)
+	v1.setPositionals(pos)
 	pos, err = parseCommandV3(v3, c, rest)
 	if err != nil {
 		// v1 took a word for a value that v3 leaves as the id, or similar.
 		return nil, ambiguous(inv.Command, "newer runc rejects it ("+strings.TrimPrefix(err.Error(), "secrun: ")+")")
 	}
-	v3.setPositionals(c, pos)
+	v3.setPositionals(pos)
 	if len(pos) > 0 && (pos[0] == "help" || pos[0] == "h") {
 		// urfave/cli v3 gives every command a "help" subcommand.
 		v3.commandHelp, v3.ContainerID, v3.ExecArgs = true, "", nil
@@ -99,6 +100,9 @@ func ParseArgs(args []string) (*Invocation, error) {
 
 // NeedsPolicy reports whether this invocation must have the policy applied:
 // create, run, and exec (exec with --process, or exec with flags like --cap/--user/--no-new-privs/--apparmor/--process-label that change privileges, or plain exec with a command).
+// A request for help or the version needs none: runc prints and exits.
+// restore, which also starts a container from a bundle's config.json, is
+// not included; the caller has to decide what restore may do.
 func (inv *Invocation) NeedsPolicy() bool {
 	if inv == nil || inv.globalHelp || inv.version || inv.commandHelp {
 		return false
@@ -122,7 +126,7 @@ func (inv *Invocation) clone() *Invocation {
 	return &c
 }
 
-func (inv *Invocation) setPositionals(c *runcCommand, pos []string) {
+func (inv *Invocation) setPositionals(pos []string) {
 	if len(pos) > 0 {
 		inv.ContainerID = pos[0]
 	}
