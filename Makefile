@@ -44,6 +44,10 @@ conformance: deps build
 
 demo: conformance
 
+# Overhead against bare runc, measured in the same run; see scripts/bench.sh.
+bench: deps build
+	@scripts/bench.sh
+
 install: build
 	install -D -m 0755 $(BIN)/secrun /usr/local/bin/secrun
 	install -D -m 0755 $(BIN)/secrunctl /usr/local/bin/secrunctl

@@ -120,6 +120,10 @@ func (d *Document[T]) Marshal() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return d.marshalTree(cur)
+}
+
+func (d *Document[T]) marshalTree(cur any) ([]byte, error) {
 	merged := merge(d.tree, d.base, cur)
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -135,11 +139,16 @@ func (d *Document[T]) Marshal() ([]byte, error) {
 // same directory, fsync, rename, fsync of the directory) with the original
 // mode and owner. Nothing is written when Value is unchanged.
 func (d *Document[T]) Save() (bool, error) {
-	changed, err := d.Changed()
-	if err != nil || !changed {
+	// One encoding of Value serves both the change test and the merge:
+	// this runs on every container start.
+	cur, err := toTree(d.Value)
+	if err != nil {
 		return false, err
 	}
-	out, err := d.Marshal()
+	if reflect.DeepEqual(cur, d.base) {
+		return false, nil
+	}
+	out, err := d.marshalTree(cur)
 	if err != nil {
 		return false, err
 	}

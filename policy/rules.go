@@ -189,7 +189,7 @@ func (p *Policy) harden(env *Env, s *specs.Spec, processOnly bool) ([]Finding, [
 			return nil, nil, fmt.Errorf("%s: %w", r.name, err)
 		}
 		for _, f := range found {
-			changes = append(changes, fmt.Sprintf("%s: %s", r.name, f.Problem))
+			changes = append(changes, fmt.Sprintf("%s: fixed: %s", r.name, f.Problem))
 		}
 		// A fix that did not satisfy its own rule is a bug or an
 		// unfixable case; either way the container must not start.

@@ -32,6 +32,7 @@ policies:
     mode: harden
     runAsUser: 65534
     runAsGroup: 65534
+    ambientCapabilities: true   # NET_BIND_SERVICE stays effective for the non-root user
 YAML
 
 echo "== bare runc"

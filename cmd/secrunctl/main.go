@@ -27,6 +27,7 @@ func main() {
 		Commands: []*cli.Command{
 			explainCommand,
 			policyCommand,
+			benchCommand,
 		},
 	}
 	if err := app.Run(os.Args); err != nil {

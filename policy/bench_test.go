@@ -1,0 +1,53 @@
+package policy
+
+import (
+	"encoding/json"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/secrun/secrun/bundle"
+)
+
+// BenchmarkDecideRestricted is the policy work of one create: a runc-spec
+// bundle hardened under restricted (caps dropped, uid set, seccomp
+// generated).
+func BenchmarkDecideRestricted(b *testing.B) {
+	p := builtin(b, "restricted", Harden)
+	uid := int64(65534)
+	p.RunAsUser = &uid
+	raw, _ := json.Marshal(runcSpec(b))
+	env := noAppArmor()
+	b.ReportAllocs()
+	for b.Loop() {
+		s := &specs.Spec{}
+		if err := json.Unmarshal(raw, s); err != nil {
+			b.Fatal(err)
+		}
+		if out := p.Decide(env, s); out.Refused() {
+			b.Fatal(out.Error())
+		}
+	}
+}
+
+// BenchmarkCreateRewrite is the whole config.json round trip of a create:
+// parse, decide, merge, encode (without the disk).
+func BenchmarkCreateRewrite(b *testing.B) {
+	p := builtin(b, "restricted", Harden)
+	uid := int64(65534)
+	p.RunAsUser = &uid
+	raw, _ := json.Marshal(runcSpec(b))
+	env := noAppArmor()
+	b.ReportAllocs()
+	for b.Loop() {
+		d, err := bundle.Parse[specs.Spec](raw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if out := p.Decide(env, d.Value); out.Refused() {
+			b.Fatal(out.Error())
+		}
+		if _, err := d.Marshal(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
