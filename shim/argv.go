@@ -101,14 +101,16 @@ func ParseArgs(args []string) (*Invocation, error) {
 // NeedsPolicy reports whether this invocation must have the policy applied:
 // create, run, and exec (exec with --process, or exec with flags like --cap/--user/--no-new-privs/--apparmor/--process-label that change privileges, or plain exec with a command).
 // A request for help or the version needs none: runc prints and exits.
-// restore, which also starts a container from a bundle's config.json, is
-// not included; the caller has to decide what restore may do.
+// restore starts a container from a bundle's config.json too, so it gets
+// the bundle policy like create (CRIU then restores the process's own
+// credentials from the checkpoint image, which no config.json check can
+// reach: checkpoint images must come from a trusted source).
 func (inv *Invocation) NeedsPolicy() bool {
 	if inv == nil || inv.globalHelp || inv.version || inv.commandHelp {
 		return false
 	}
 	switch inv.Command {
-	case "create", "run":
+	case "create", "run", "restore":
 		return true
 	case "exec":
 		// An unknown flag may be a newer runc's privilege knob: fail closed.

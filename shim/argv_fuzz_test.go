@@ -80,11 +80,11 @@ func FuzzParseArgs(f *testing.F) {
 			inv.ExecArgs[0] = strings.TrimSuffix(inv.ExecArgs[0], "\x01")
 		}
 		policy := inv.NeedsPolicy()
-		if (inv.Command == "create" || inv.Command == "run") && !policy &&
+		if (inv.Command == "create" || inv.Command == "run" || inv.Command == "restore") && !policy &&
 			!inv.globalHelp && !inv.version && !inv.commandHelp {
 			t.Fatalf("%s without help or version must need the policy: %q", inv.Command, args)
 		}
-		if policy && inv.Command != "create" && inv.Command != "run" && inv.Command != "exec" {
+		if policy && inv.Command != "create" && inv.Command != "run" && inv.Command != "restore" && inv.Command != "exec" {
 			t.Fatalf("NeedsPolicy for %q", inv.Command)
 		}
 		again, err := ParseArgs(orig)

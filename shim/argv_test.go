@@ -147,6 +147,7 @@ var parseCases = []parseCase{
 		args: words("--root /run/containerd/runc/k8s.io restore --image-path /var/lib/ckpt/img --work-path /var/lib/ckpt/work --detach --pid-file " + ctrdDir + "/init.pid --no-pivot -no-subreaper --bundle " + ctrdDir + " " + ctrID),
 		want: Invocation{Command: "restore", CommandIndex: 2, Root: "/run/containerd/runc/k8s.io", Detach: true,
 			Bundle: ctrdDir, BundleSet: true, ContainerID: ctrID},
+		policy: true,
 	},
 	{
 		name: "containerd list",
@@ -225,6 +226,7 @@ var parseCases = []parseCase{
 		name: "conmon restore",
 		args: words("--root=/run/runc restore --bundle " + crioDir + " --pid-file " + crioDir + "/pidfile --detach --image-path /var/lib/ckpt --work-path " + crioDir + " --lsm-profile=selinux:system_u:system_r:container_t:s0 " + ctrID),
 		want: Invocation{Command: "restore", CommandIndex: 1, Root: "/run/runc", Bundle: crioDir, BundleSet: true, Detach: true, ContainerID: ctrID},
+		policy: true,
 	},
 
 	// podman, through conmon's --runtime-arg.
