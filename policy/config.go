@@ -61,8 +61,9 @@ var Presets = []string{"privileged", "baseline", "restricted"}
 // only"; a missing file that was named explicitly, or any file that cannot
 // be read or parsed, is an error, so that secrun fails closed.
 func LoadConfig() (*Config, error) {
-	path, explicit := os.LookupEnv(ConfigEnv)
-	if !explicit || path == "" {
+	path := os.Getenv(ConfigEnv)
+	explicit := path != ""
+	if !explicit {
 		path = DefaultConfigPath
 	}
 	b, err := readLimited(path)

@@ -64,11 +64,14 @@ var explainCommand = &cli.Command{
 		if c.Bool("json") {
 			enc := json.NewEncoder(os.Stdout)
 			enc.SetIndent("", "  ")
-			return enc.Encode(map[string]any{
+			if err := enc.Encode(map[string]any{
 				"policy": pol.Name, "mode": pol.Mode, "decision": out.Decision,
 				"changes": out.Changes, "findings": out.Findings, "warnings": out.Warnings,
 				"error": out.Error(),
-			})
+			}); err != nil {
+				return err
+			}
+			return refusedExit(out)
 		}
 		fmt.Printf("policy %s (%s): %s\n", pol.Name, pol.Mode, out.Decision)
 		if out.Err != nil {
@@ -83,9 +86,15 @@ var explainCommand = &cli.Command{
 		for _, w := range out.Warnings {
 			fmt.Printf("  warning: %s\n", w)
 		}
-		if out.Refused() {
-			return cli.Exit("", 3)
-		}
-		return nil
+		return refusedExit(out)
 	},
+}
+
+// refusedExit gives a refusal its own exit status, 3, so scripts can tell
+// "the policy says no" from a failure to run.
+func refusedExit(out *policy.Outcome) error {
+	if out.Refused() {
+		return cli.Exit("", 3)
+	}
+	return nil
 }
