@@ -223,9 +223,9 @@ var parseCases = []parseCase{
 		want: Invocation{Command: "update", CommandIndex: 2, Root: "/run/runc", ContainerID: ctrID},
 	},
 	{
-		name: "conmon restore",
-		args: words("--root=/run/runc restore --bundle " + crioDir + " --pid-file " + crioDir + "/pidfile --detach --image-path /var/lib/ckpt --work-path " + crioDir + " --lsm-profile=selinux:system_u:system_r:container_t:s0 " + ctrID),
-		want: Invocation{Command: "restore", CommandIndex: 1, Root: "/run/runc", Bundle: crioDir, BundleSet: true, Detach: true, ContainerID: ctrID},
+		name:   "conmon restore",
+		args:   words("--root=/run/runc restore --bundle " + crioDir + " --pid-file " + crioDir + "/pidfile --detach --image-path /var/lib/ckpt --work-path " + crioDir + " --lsm-profile=selinux:system_u:system_r:container_t:s0 " + ctrID),
+		want:   Invocation{Command: "restore", CommandIndex: 1, Root: "/run/runc", Bundle: crioDir, BundleSet: true, Detach: true, ContainerID: ctrID},
 		policy: true,
 	},
 
