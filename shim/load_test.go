@@ -56,7 +56,9 @@ func TestLoadConcurrentCreates(t *testing.T) {
 					NoNewPrivileges bool
 					Capabilities    struct{ Bounding []string }
 				}
-				Linux struct{ Seccomp *struct{ DefaultAction string } }
+				Linux struct {
+					Seccomp *struct{ DefaultAction string }
+				}
 			}
 			b, _ := os.ReadFile(filepath.Join(dir, "config.json"))
 			if err := json.Unmarshal(b, &s); err != nil {
