@@ -55,3 +55,22 @@ install: build
 
 clean:
 	rm -rf $(BIN)
+
+# The conformance suite inside a disposable QEMU VM (Debian kernel with
+# AppArmor, cgroup v2; runc and crun from Debian), so that AppArmor profiles,
+# sysctls and cgroups never touch this machine. Matrix: secrun with runc and
+# with crun as delegate, bare runc and crun for comparison. Needs root; see
+# docs/vm.md. Reports in _out/conformance-vm.
+.PHONY: conformance-vm
+conformance-vm: deps build
+	@scripts/vm/run.sh
+
+# secrun behind a real containerd (Debian's package, started on its own
+# socket, root and state): ctr and CRI Pods through the handlers
+# `secrunctl install containerd` writes, the policy checked inside the
+# containers, refusals checked in the client's output. Also the installer
+# and deploy/ manifest tests. Needs root; installs containerd,
+# containernetworking-plugins and crictl. See scripts/containerd-test.sh.
+.PHONY: test-containerd
+test-containerd:
+	@scripts/containerd-test.sh

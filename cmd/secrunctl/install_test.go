@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const debianConfig = "version = 2\n\n[plugins]\n  [plugins.\"io.containerd.grpc.v1.cri\"]\n    [plugins.\"io.containerd.grpc.v1.cri\".cni]\n      bin_dir = \"/usr/lib/cni\"\n"
+
+// installFixture is a host root with containerd's config, the secrun
+// links and a secrun configuration that defines policy "web".
+func installFixture(t *testing.T) (root, cfg string) {
+	t.Helper()
+	root = t.TempDir()
+	cfg = filepath.Join(root, "etc", "containerd", "config.toml")
+	os.MkdirAll(filepath.Dir(cfg), 0o755)
+	os.WriteFile(cfg, []byte(debianConfig), 0o644)
+	bin := filepath.Join(root, "usr", "local", "bin")
+	os.MkdirAll(bin, 0o755)
+	os.WriteFile(filepath.Join(bin, "secrun"), []byte("#!/bin/sh\n"), 0o755)
+	for _, p := range []string{"restricted", "web"} {
+		os.Symlink("secrun", filepath.Join(bin, "secrun-"+p))
+	}
+	os.MkdirAll(filepath.Join(root, "etc", "secrun"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc", "secrun", "config.yaml"), []byte("policies:\n  web:\n    preset: baseline\n    mode: harden\n"), 0o644)
+	return root, cfg
+}
+
+func runInstall(t *testing.T, a installArgs) (string, string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := runInstallContainerd(&out, &errb, a)
+	return out.String(), errb.String(), err
+}
+
+func TestInstallContainerdCommand(t *testing.T) {
+	root, cfg := installFixture(t)
+	args := installArgs{config: "/etc/containerd/config.toml", policies: []string{"restricted", "web"}, binDir: "/usr/local/bin", hostRoot: root, configVersion: 2}
+
+	dry := args
+	dry.dryRun = true
+	out, stderr, err := runInstall(t, dry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "+[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.secrun-web]") || !strings.HasPrefix(out, "--- "+cfg) {
+		t.Errorf("dry run diff:\n%s", out)
+	}
+	if strings.Contains(stderr, "warning") {
+		t.Errorf("warnings with every binary in place: %s", stderr)
+	}
+	if b, _ := os.ReadFile(cfg); string(b) != debianConfig {
+		t.Fatal("dry run wrote the file")
+	}
+
+	out, _, err = runInstall(t, args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "wrote handlers secrun-restricted, secrun-web to "+cfg) || !strings.Contains(out, "backup "+cfg+".secrun-backup-") || !strings.Contains(out, "restart containerd") {
+		t.Errorf("install output:\n%s", out)
+	}
+	b, _ := os.ReadFile(cfg)
+	// BinaryName is the host's path, not the path below --host-root.
+	if !strings.Contains(string(b), `BinaryName = "/usr/local/bin/secrun-web"`) {
+		t.Errorf("config.toml:\n%s", b)
+	}
+
+	out, _, err = runInstall(t, args)
+	if err != nil || !strings.Contains(out, "no change") {
+		t.Errorf("second install: %q, %v", out, err)
+	}
+
+	un := args
+	un.uninstall = true
+	out, _, err = runInstall(t, un)
+	if err != nil || !strings.Contains(out, "removed handlers secrun-restricted, secrun-web") {
+		t.Errorf("uninstall: %q, %v", out, err)
+	}
+	if b, _ := os.ReadFile(cfg); string(b) != debianConfig {
+		t.Errorf("uninstall left\n%s", b)
+	}
+}
+
+func TestInstallContainerdCommandRefuses(t *testing.T) {
+	root, _ := installFixture(t)
+	base := installArgs{config: "/etc/containerd/config.toml", binDir: "/usr/local/bin", hostRoot: root}
+	for name, tc := range map[string]struct {
+		mod  func(*installArgs)
+		want string
+	}{
+		"unknown policy":  {func(a *installArgs) { a.policies = []string{"restricted", "strict"} }, `handler secrun-strict: policy "strict" is not defined`},
+		"relative config": {func(a *installArgs) { a.policies = []string{"restricted"}; a.config = "config.toml" }, "not absolute"},
+		"bad secrun config": {func(a *installArgs) {
+			a.policies = []string{"restricted"}
+			os.WriteFile(filepath.Join(root, "etc", "secrun", "config.yaml"), []byte("polices: {}\n"), 0o644)
+		}, "cannot check the policies"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			a := base
+			tc.mod(&a)
+			_, _, err := runInstall(t, a)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestInstallContainerdWarnsMissingBinary(t *testing.T) {
+	root, _ := installFixture(t)
+	_, stderr, err := runInstall(t, installArgs{config: "/etc/containerd/config.toml", policies: []string{"baseline"}, binDir: "/usr/local/bin", hostRoot: root, dryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stderr, "secrun-baseline") || !strings.Contains(stderr, "fail until it exists") {
+		t.Errorf("no warning for the missing secrun-baseline: %q", stderr)
+	}
+}
+
+func TestUninstallMissingFile(t *testing.T) {
+	root := t.TempDir()
+	out, stderr, err := runInstall(t, installArgs{config: "/etc/containerd/config.toml", hostRoot: root, uninstall: true})
+	if err != nil || !strings.Contains(out, "no change") || !strings.Contains(stderr, "does not exist") {
+		t.Errorf("uninstall of a missing file: %q %q %v", out, stderr, err)
+	}
+}

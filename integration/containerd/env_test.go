@@ -1,0 +1,572 @@
+package containerd
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/secrun/secrun/install"
+	"github.com/secrun/secrun/internal/testenv"
+)
+
+// EnableEnv turns the suite on. It starts a containerd daemon and creates a
+// network bridge, which `go test ./...` should not do by surprise; `make
+// test-containerd` sets it.
+const EnableEnv = "SECRUN_CONTAINERD_TEST"
+
+// KeepEnv=1 keeps the test directory (containerd's log, config, audit log)
+// for a look after a failure.
+const KeepEnv = "SECRUN_CONTAINERD_KEEP"
+
+const (
+	// ctrNamespace holds the ctr tests' images and containers; the CRI
+	// plugin only sees k8s.io.
+	ctrNamespace = "secrun-test"
+	criNamespace = "k8s.io"
+	probeRef     = "localhost/secrun-test/probe:1"
+	pauseRef     = "localhost/secrun-test/pause:1"
+	// plainHandler runs secrun-restricted like the installed handler but
+	// without an annotation allowlist: the control for the annotation test.
+	plainHandler = "plain-restricted"
+	// cmdTimeout bounds every command, so a wedged containerd fails the
+	// test instead of hanging CI.
+	cmdTimeout = 90 * time.Second
+)
+
+// policies get one installed handler each.
+var policies = []string{"privileged", "baseline", "restricted"}
+
+// secrunConfig is the node's secrun configuration for the suite: the
+// restricted preset in harden mode (so an ordinary image runs, brought into
+// line), baseline as shipped (enforce).
+const secrunConfig = `policies:
+  restricted:
+    mode: harden
+    runAsUser: 65534
+    runAsGroup: 65534
+`
+
+// env is one containerd daemon with secrun's handlers, everything under dir.
+type env struct {
+	t      *testing.T
+	dir    string
+	sock   string
+	binDir string
+	audit  string
+	// crictl is "" when the CRI tests cannot run; criSkip says why.
+	crictl  string
+	criSkip string
+	bridge  string
+	netName string
+	// baseConfig is containerd.toml before secrunctl added the handlers.
+	baseConfig string
+	// created are host paths outside dir that did not exist before the
+	// suite and that containerd, runc or CNI create whatever their
+	// configuration; cleanup removes those left empty.
+	created []string
+
+	daemon *exec.Cmd
+	exited chan struct{}
+}
+
+// requireSuite skips unless the suite can and should run here.
+func requireSuite(t *testing.T) {
+	t.Helper()
+	if os.Getenv(EnableEnv) != "1" {
+		t.Skipf("skipped: the containerd suite starts a containerd daemon and a CNI bridge; run `make test-containerd` (or set %s=1 as root)", EnableEnv)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: containerd and its containers need root")
+	}
+	if runtime.GOOS != "linux" {
+		t.Skip("skipped: containerd's runc shim runs on Linux only")
+	}
+	for bin, pkg := range map[string]string{"containerd": "containerd", "ctr": "containerd", "containerd-shim-runc-v2": "containerd", "runc": "runc"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("skipped: %s is not on PATH (apt-get install %s, or run scripts/containerd-test.sh)", bin, pkg)
+		}
+	}
+}
+
+// newEnv builds secrun and the images, writes containerd's configuration
+// with `secrunctl install containerd`, starts containerd and imports the
+// images. Cleanup
+// undoes all of it, containers and network first.
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "secrun-ctrd-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Unix socket paths are limited to 108 bytes; TMPDIR could be long.
+	if len(dir) > 60 {
+		os.RemoveAll(dir)
+		t.Fatalf("temporary directory %s is too long for containerd's sockets; set TMPDIR to a short path", dir)
+	}
+	e := &env{t: t, dir: dir, sock: filepath.Join(dir, "c.sock"), binDir: filepath.Join(dir, "bin"), audit: filepath.Join(dir, "secrun", "audit.log")}
+	for _, p := range hostPaths {
+		if !fileExists(p) {
+			e.created = append(e.created, p)
+		}
+	}
+	t.Cleanup(e.cleanup)
+	e.findCRI()
+
+	start := time.Now()
+	probe, pause := e.build()
+	t.Logf("built secrun, probe and pause in %v", time.Since(start).Round(time.Millisecond))
+
+	e.mkdir("secrun")
+	e.write("secrun/config.yaml", "auditLog: "+e.audit+"\n"+secrunConfig)
+	if e.crictl != "" {
+		e.writeCNI()
+		ep := "unix://" + e.sock
+		e.write("crictl.yaml", "runtime-endpoint: "+ep+"\nimage-endpoint: "+ep+"\ntimeout: 60\n")
+	}
+	e.writeContainerdConfig()
+	e.start()
+
+	archive, err := ociArchive(imageFiles(probe, pause), []ociImage{
+		{Ref: probeRef, Cmd: []string{"/probe"}},
+		{Ref: pauseRef, Entrypoint: []string{"/pause"}},
+	})
+	if err != nil {
+		t.Fatalf("build the OCI archive: %v", err)
+	}
+	e.write("images.tar", string(archive))
+	for _, ns := range []string{ctrNamespace, criNamespace} {
+		if r := e.ctr(ns, "images", "import", filepath.Join(dir, "images.tar")); r.code != 0 {
+			t.Fatalf("ctr -n %s images import: exit %d\n%s%s", ns, r.code, r.stdout, r.stderr)
+		}
+	}
+	t.Logf("containerd up with images in %v (dir %s)", time.Since(start).Round(time.Millisecond), dir)
+	return e
+}
+
+// findCRI decides whether the CRI tests can run: crictl and the CNI
+// plugins they need for a Pod network.
+func (e *env) findCRI() {
+	crictl, err := exec.LookPath("crictl")
+	if err != nil {
+		home, _ := os.UserHomeDir()
+		if p := filepath.Join(home, "go", "bin", "crictl"); fileExists(p) {
+			crictl = p
+		}
+	}
+	switch {
+	case crictl == "":
+		e.criSkip = "crictl is not installed (go install sigs.k8s.io/cri-tools/cmd/crictl@v1.37.0, or run scripts/containerd-test.sh)"
+	case !fileExists(filepath.Join(cniBinDir, "bridge")) || !fileExists(filepath.Join(cniBinDir, "host-local")) || !fileExists(filepath.Join(cniBinDir, "loopback")):
+		e.criSkip = "the CNI bridge, host-local and loopback plugins are not in " + cniBinDir + " (apt-get install containernetworking-plugins)"
+	default:
+		e.crictl = crictl
+	}
+}
+
+// hostPaths are the directories outside the test's own that get created
+// whatever the configuration: shim sockets always go to /run/containerd/s,
+// the CRI handlers' runc state to /run/containerd/runc, and libcni's cache
+// to /var/lib/cni. Deepest first.
+var hostPaths = []string{
+	"/run/containerd/s", "/run/containerd/runc/" + criNamespace, "/run/containerd/runc/" + ctrNamespace,
+	"/run/containerd/runc", "/run/containerd/fifo", "/run/containerd",
+	"/var/lib/cni/results", "/var/lib/cni",
+}
+
+// cniBinDir is where Debian's containernetworking-plugins puts them.
+const cniBinDir = "/usr/lib/cni"
+
+func (e *env) build() (probe, pause []byte) {
+	e.mkdir("bin")
+	root := testenv.ModuleRoot()
+	type job struct{ out, pkg string }
+	jobs := []job{{"bin/secrun", "./cmd/secrun"}, {"bin/secrunctl", "./cmd/secrunctl"}, {"probe", "./conformance/probe"}, {"pause", "./integration/containerd/pause"}}
+	errs := make([]error, len(jobs))
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		wg.Go(func() {
+			cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(e.dir, j.out), j.pkg)
+			cmd.Dir = root
+			// Static binaries: the image has no libc. secrun itself runs on
+			// the host and keeps the default.
+			cmd.Env = os.Environ()
+			if !strings.HasPrefix(j.out, "bin/") {
+				cmd.Env = append(cmd.Env, "CGO_ENABLED=0")
+			}
+			if out, err := cmd.CombinedOutput(); err != nil {
+				errs[i] = fmt.Errorf("go build %s: %v\n%s", j.pkg, err, out)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		e.t.Fatal(err)
+	}
+	for _, p := range policies {
+		if err := os.Symlink("secrun", filepath.Join(e.binDir, install.Handler(p))); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	probe, err := os.ReadFile(filepath.Join(e.dir, "probe"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	pause, err = os.ReadFile(filepath.Join(e.dir, "pause"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return probe, pause
+}
+
+// imageFiles is the one layer of both images: the probe with a setuid-root
+// copy (for the no_new_privs op), the sandbox's pause, and users.
+func imageFiles(probe, pause []byte) []layerFile {
+	return []layerFile{
+		{Name: "dev/", Mode: 0o755},
+		{Name: "etc/", Mode: 0o755},
+		{Name: "etc/group", Mode: 0o644, Body: []byte("root:x:0:\nnogroup:x:65534:\napp:x:1000:\n")},
+		{Name: "etc/passwd", Mode: 0o644, Body: []byte("root:x:0:0:root:/:/probe\nnobody:x:65534:65534:nobody:/:/probe\napp:x:1000:1000:app:/:/probe\n")},
+		{Name: "pause", Mode: 0o755, Body: pause},
+		{Name: "probe", Mode: 0o755, Body: probe},
+		{Name: "probe-suid", Mode: 0o4755, Body: probe},
+		{Name: "proc/", Mode: 0o755},
+		{Name: "sys/", Mode: 0o755},
+		{Name: "tmp/", Mode: 0o1777},
+	}
+}
+
+// writeCNI writes a bridge network with a bridge name and a subnet of its
+// own. The bridge gets no address (isGateway false), so the plugin leaves
+// the host's ip_forward alone; the Pods need an address, not a route.
+func (e *env) writeCNI() {
+	e.bridge = "srt" + randHex(5) // at most 15 bytes, unlikely to exist
+	if _, err := net.InterfaceByName(e.bridge); err == nil {
+		e.t.Fatalf("interface %s exists; run again", e.bridge)
+	}
+	e.netName = "secrun-test-" + e.bridge
+	subnet := e.freeSubnet()
+	conf := map[string]any{
+		"cniVersion": "0.4.0",
+		"name":       e.netName,
+		"plugins": []any{map[string]any{
+			"type":      "bridge",
+			"bridge":    e.bridge,
+			"isGateway": false,
+			"ipMasq":    false,
+			"ipam": map[string]any{
+				"type":    "host-local",
+				"ranges":  [][]map[string]string{{{"subnet": subnet}}},
+				"dataDir": filepath.Join(e.dir, "cni", "ipam"),
+			},
+		}},
+	}
+	b, _ := json.MarshalIndent(conf, "", "  ")
+	e.mkdir("cni/net.d")
+	e.write("cni/net.d/10-secrun-test.conflist", string(b))
+	e.t.Logf("CNI network %s: bridge %s, subnet %s", e.netName, e.bridge, subnet)
+}
+
+// freeSubnet picks a /24 in 10.231.0.0/16 that no address or route on
+// this machine touches.
+func (e *env) freeSubnet() string {
+	var used []*net.IPNet
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			used = append(used, n)
+		}
+	}
+	used = append(used, routes()...)
+	for range 64 {
+		b := make([]byte, 1)
+		rand.Read(b)
+		_, cand, _ := net.ParseCIDR(fmt.Sprintf("10.231.%d.0/24", b[0]))
+		if !slices.ContainsFunc(used, func(n *net.IPNet) bool { return n.Contains(cand.IP) || cand.Contains(n.IP) }) {
+			return cand.String()
+		}
+	}
+	e.t.Fatal("no free /24 in 10.231.0.0/16 for the test network")
+	return ""
+}
+
+// routes are the IPv4 routes of the main table (/proc/net/route); a
+// default route is left out, it overlaps everything.
+func routes() []*net.IPNet {
+	f, err := os.Open("/proc/net/route")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []*net.IPNet
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) < 8 || fs[0] == "Iface" {
+			continue
+		}
+		dst, err1 := strconv.ParseUint(fs[1], 16, 32)
+		mask, err2 := strconv.ParseUint(fs[7], 16, 32)
+		if err1 != nil || err2 != nil || mask == 0 {
+			continue
+		}
+		le := func(v uint64) net.IP { return net.IPv4(byte(v), byte(v>>8), byte(v>>16), byte(v>>24)) }
+		out = append(out, &net.IPNet{IP: le(dst).To4(), Mask: net.IPMask(le(mask).To4())})
+	}
+	return out
+}
+
+// writeContainerdConfig writes a version 2 configuration that keeps every
+// path of this containerd under dir, then adds secrun's handlers with
+// `secrunctl install containerd`, as an admin would.
+func (e *env) writeContainerdConfig() {
+	d := e.dir
+	base := fmt.Sprintf(`version = 2
+root = %[1]q
+state = %[2]q
+# Snapshotters this machine does not have would only log errors.
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
+
+[grpc]
+  address = %[3]q
+[ttrpc]
+  address = %[4]q
+
+[plugins]
+  [plugins."io.containerd.internal.v1.opt"]
+    path = %[5]q
+  [plugins."io.containerd.grpc.v1.cri"]
+    sandbox_image = %[6]q
+    # This machine's root lacks CAP_SYS_RESOURCE: without this the
+    # sandbox's oom_score_adj makes runc fail.
+    restrict_oom_score_adj = true
+    # Network namespaces under state, not the host's /var/run/netns.
+    netns_mounts_under_state_dir = true
+    # A random port: another containerd may hold the usual one.
+    stream_server_address = "127.0.0.1"
+    stream_server_port = "0"
+    [plugins."io.containerd.grpc.v1.cri".cni]
+      bin_dir = %[7]q
+      conf_dir = %[8]q
+    [plugins."io.containerd.grpc.v1.cri".containerd]
+      snapshotter = "overlayfs"
+    # The control handler: secrun-restricted without an annotation
+    # allowlist, so Pod annotations must not reach secrun through it.
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.%[9]s]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.%[9]s.options]
+        BinaryName = %[10]q
+`, filepath.Join(d, "root"), filepath.Join(d, "state"), e.sock, e.sock+".ttrpc",
+		filepath.Join(d, "opt"), pauseRef, cniBinDir, filepath.Join(d, "cni", "net.d"),
+		plainHandler, filepath.Join(e.binDir, install.Handler("restricted")))
+	e.write("containerd.toml", base)
+	e.baseConfig = base
+	r := e.secrunctl("install", "containerd", "--config", filepath.Join(e.dir, "containerd.toml"),
+		"--policies", strings.Join(policies, ","), "--bin-dir", e.binDir)
+	if r.code != 0 {
+		e.t.Fatalf("secrunctl install containerd: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	e.t.Logf("secrunctl install containerd: %s", strings.TrimSpace(r.stdout))
+}
+
+// secrunctl runs the built secrunctl with the suite's secrun configuration.
+func (e *env) secrunctl(args ...string) result {
+	return e.run(filepath.Join(e.binDir, "secrunctl"), append([]string{"--config", filepath.Join(e.dir, "secrun", "config.yaml")}, args...)...)
+}
+
+// start runs containerd and waits until it answers on its socket.
+func (e *env) start() {
+	logf, err := os.Create(filepath.Join(e.dir, "containerd.log"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command("containerd", "--config", filepath.Join(e.dir, "containerd.toml"), "--log-level", "info")
+	// The shims inherit containerd's environment and pass it to the
+	// runtime: this is how secrun finds the test's configuration.
+	cmd.Env = append(os.Environ(), "SECRUN_CONFIG="+filepath.Join(e.dir, "secrun", "config.yaml"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// If the test binary dies, containerd goes with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		e.t.Fatalf("start containerd: %v", err)
+	}
+	e.daemon = cmd
+	e.exited = make(chan struct{})
+	go func() { cmd.Wait(); close(e.exited) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case <-e.exited:
+			e.t.Fatalf("containerd exited at start (%v):\n%s", cmd.ProcessState, e.logTail())
+		default:
+		}
+		if fileExists(e.sock) {
+			if r := e.ctr(ctrNamespace, "version"); r.code == 0 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("containerd did not answer on %s within 30s:\n%s", e.sock, e.logTail())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// cleanup removes Pods and containers through containerd, stops it, and
+// removes what could outlive it: mounts, the bridge, CNI's cache, dir.
+func (e *env) cleanup() {
+	t := e.t
+	if e.daemon != nil && e.daemon.ProcessState == nil {
+		if e.crictl != "" {
+			// Every Pod of this containerd; the socket is ours alone.
+			if r := e.cri("rmp", "--all", "--force"); r.code != 0 {
+				t.Logf("cleanup: crictl rmp: %s", r.stderr)
+			}
+		}
+		for _, ns := range []string{ctrNamespace, criNamespace} {
+			for _, id := range strings.Fields(e.ctr(ns, "tasks", "ls", "-q").stdout) {
+				e.ctr(ns, "tasks", "kill", "-s", "SIGKILL", id)
+				e.ctr(ns, "tasks", "rm", "-f", id)
+			}
+			for _, id := range strings.Fields(e.ctr(ns, "containers", "ls", "-q").stdout) {
+				e.ctr(ns, "containers", "rm", id)
+			}
+		}
+		e.daemon.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-e.exited:
+		case <-time.After(15 * time.Second):
+			t.Logf("cleanup: containerd ignored SIGTERM for 15s; killing pid %d", e.daemon.Process.Pid)
+			e.daemon.Process.Kill()
+			<-e.exited
+		}
+	}
+	if t.Failed() {
+		t.Logf("containerd log (tail):\n%s", e.logTail())
+	}
+	unmountUnder(t, e.dir)
+	if e.bridge != "" {
+		if _, err := net.InterfaceByName(e.bridge); err == nil {
+			if out, err := exec.Command("ip", "link", "delete", e.bridge).CombinedOutput(); err != nil {
+				t.Errorf("cleanup: delete bridge %s: %v %s", e.bridge, err, out)
+			}
+		}
+		// libcni caches results in /var/lib/cni whatever containerd's
+		// root; the files of this network carry its unique name.
+		if m, _ := filepath.Glob(filepath.Join("/var/lib/cni/results", e.netName+"-*")); len(m) > 0 {
+			for _, f := range m {
+				os.Remove(f)
+			}
+		}
+	}
+	// Only empty ones: anything inside belongs to someone else now.
+	for _, p := range e.created {
+		os.Remove(p)
+	}
+	if os.Getenv(KeepEnv) == "1" {
+		t.Logf("kept %s (%s=1)", e.dir, KeepEnv)
+		return
+	}
+	if err := os.RemoveAll(e.dir); err != nil {
+		t.Errorf("cleanup: %v", err)
+	}
+}
+
+// unmountUnder detaches every mount below dir, deepest first: a container
+// whose removal failed leaves its rootfs and network namespace mounted.
+func unmountUnder(t *testing.T, dir string) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var mps []string
+	for _, line := range strings.Split(string(b), "\n") {
+		fs := strings.Fields(line)
+		if len(fs) > 4 && strings.HasPrefix(fs[4], dir+"/") {
+			mps = append(mps, fs[4])
+		}
+	}
+	slices.SortFunc(mps, func(a, b string) int { return len(b) - len(a) })
+	for _, mp := range mps {
+		if err := syscall.Unmount(mp, syscall.MNT_DETACH); err != nil {
+			t.Logf("cleanup: unmount %s: %v", mp, err)
+		}
+	}
+}
+
+func (e *env) logTail() string {
+	b, _ := os.ReadFile(filepath.Join(e.dir, "containerd.log"))
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(lines[max(0, len(lines)-40):], "\n")
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// run runs a command with the suite's deadline.
+func (e *env) run(name string, args ...string) result {
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String(), code: cmd.ProcessState.ExitCode()}
+	if ctx.Err() != nil {
+		r.stderr += fmt.Sprintf("\n(timed out after %v)", cmdTimeout)
+		r.code = -1
+	} else if err != nil && r.code == 0 {
+		r.code, r.stderr = -1, r.stderr+"\n"+err.Error()
+	}
+	return r
+}
+
+func (e *env) ctr(ns string, args ...string) result {
+	return e.run("ctr", append([]string{"--address", e.sock, "--namespace", ns}, args...)...)
+}
+
+func (e *env) cri(args ...string) result {
+	// --config: a host /etc/crictl.yaml must not point crictl elsewhere.
+	return e.run(e.crictl, append([]string{"--config", filepath.Join(e.dir, "crictl.yaml")}, args...)...)
+}
+
+func (e *env) mkdir(rel string) {
+	if err := os.MkdirAll(filepath.Join(e.dir, rel), 0o755); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) write(rel, body string) {
+	if err := os.WriteFile(filepath.Join(e.dir, rel), []byte(body), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func randHex(n int) string {
+	b := make([]byte, (n+1)/2)
+	rand.Read(b)
+	return hex.EncodeToString(b)[:n]
+}
