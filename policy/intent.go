@@ -35,6 +35,26 @@ var (
 	containerTypeAnnotations = []string{"io.kubernetes.cri.container-type", "io.kubernetes.cri-o.ContainerType"}
 )
 
+// Pod annotations: containerd's CRI plugin first, then CRI-O's.
+var (
+	podNameAnnotations      = []string{"io.kubernetes.cri.sandbox-name", "io.kubernetes.pod.name"}
+	podNamespaceAnnotations = []string{"io.kubernetes.cri.sandbox-namespace", "io.kubernetes.pod.namespace"}
+)
+
+// PodRef names the Pod a bundle belongs to, so an admin reading the audit
+// log need not map container ids back to Pods.
+func PodRef(s *specs.Spec) (namespace, name string) {
+	first := func(keys []string) string {
+		for _, k := range keys {
+			if v := s.Annotations[k]; v != "" {
+				return v
+			}
+		}
+		return ""
+	}
+	return first(podNamespaceAnnotations), first(podNameAnnotations)
+}
+
 // IsSandbox reports whether the bundle is a Pod's sandbox (pause)
 // container. The Pod's intent is about its own containers, not the pause
 // process the runtime adds.

@@ -123,3 +123,15 @@ func FuzzParseIntent(f *testing.F) {
 		}
 	})
 }
+
+func TestPodRef(t *testing.T) {
+	for _, ann := range []map[string]string{
+		{"io.kubernetes.cri.sandbox-name": "web-0", "io.kubernetes.cri.sandbox-namespace": "shop"},
+		{"io.kubernetes.pod.name": "web-0", "io.kubernetes.pod.namespace": "shop"},
+	} {
+		ns, name := PodRef(&specs.Spec{Annotations: ann})
+		if ns != "shop" || name != "web-0" {
+			t.Errorf("PodRef(%v) = %q, %q", ann, ns, name)
+		}
+	}
+}

@@ -70,18 +70,23 @@ func writeRuntimeLog(path, format, level, msg string) error {
 
 // AuditRecord is the line every create and exec leaves in the audit log.
 type AuditRecord struct {
-	Time      string           `json:"time"`
-	Command   string           `json:"command"`
-	Container string           `json:"container"`
-	Bundle    string           `json:"bundle,omitempty"`
-	Policy    string           `json:"policy"`
-	Mode      policy.Mode      `json:"mode"`
-	Sandbox   bool             `json:"sandbox,omitempty"`
-	Decision  string           `json:"decision"`
-	Changes   []string         `json:"changes,omitempty"`
-	Findings  []policy.Finding `json:"findings,omitempty"`
-	Warnings  []string         `json:"warnings,omitempty"`
-	Error     string           `json:"error,omitempty"`
+	Time      string `json:"time"`
+	Command   string `json:"command"`
+	Container string `json:"container"`
+	Namespace string `json:"namespace,omitempty"`
+	Pod       string `json:"pod,omitempty"`
+	// ContainerName is the Kubernetes container name, where the CRI
+	// runtime recorded it.
+	ContainerName string           `json:"containerName,omitempty"`
+	Bundle        string           `json:"bundle,omitempty"`
+	Policy        string           `json:"policy"`
+	Mode          policy.Mode      `json:"mode"`
+	Sandbox       bool             `json:"sandbox,omitempty"`
+	Decision      string           `json:"decision"`
+	Changes       []string         `json:"changes,omitempty"`
+	Findings      []policy.Finding `json:"findings,omitempty"`
+	Warnings      []string         `json:"warnings,omitempty"`
+	Error         string           `json:"error,omitempty"`
 }
 
 // Decisions an audit record can carry.

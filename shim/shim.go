@@ -127,6 +127,8 @@ func applyBundle(inv *Invocation, pol *policy.Policy, env *policy.Env, rec *Audi
 		return fmt.Errorf("secrun: cannot apply policy %s: %w", pol.Name, err)
 	}
 	rec.Sandbox = policy.IsSandbox(doc.Value)
+	rec.Namespace, rec.Pod = policy.PodRef(doc.Value)
+	rec.ContainerName = policy.ContainerName(doc.Value)
 	out := pol.Decide(env, doc.Value)
 	record(rec, out)
 	if out.Refused() {
