@@ -1,6 +1,8 @@
 package spec
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -31,7 +33,7 @@ const maxSeccompProfileSize = 4 << 20
 // after every option that changes capabilities.
 func WithRuntimeDefaultSeccomp() Option {
 	return func(s *specs.Spec) error {
-		p, err := mobyseccomp.GetDefaultProfile(s)
+		p, err := mobyseccomp.GetDefaultProfile(withBounding(s))
 		if err != nil {
 			return fmt.Errorf("seccompProfile RuntimeDefault: %w", err)
 		}
@@ -62,9 +64,18 @@ func WithLocalhostSeccomp(root, localhostProfile string) Option {
 		if err != nil {
 			return fmt.Errorf("seccompProfile Localhost %q: %w", localhostProfile, err)
 		}
-		p, err := mobyseccomp.LoadProfile(string(body), s)
+		if err := checkProfileShape(body); err != nil {
+			return fmt.Errorf("seccompProfile Localhost %q: %w", localhostProfile, err)
+		}
+		p, err := mobyseccomp.LoadProfile(string(body), withBounding(s))
 		if err != nil {
 			return fmt.Errorf("seccompProfile Localhost %q: %w", localhostProfile, err)
+		}
+		if p == nil {
+			// moby reads a profile with neither defaultAction nor syscalls
+			// as "no seccomp"; from a Pod that asked for a profile, that is
+			// a file that lost its content, not a wish to run unconfined.
+			return fmt.Errorf("seccompProfile Localhost %q: the profile has no defaultAction and no syscalls, so it would confine nothing; fix the file, or use type Unconfined if that is meant", localhostProfile)
 		}
 		if err := ValidateSeccomp(p); err != nil {
 			return fmt.Errorf("seccompProfile Localhost %q: %w", localhostProfile, err)
@@ -72,6 +83,44 @@ func WithLocalhostSeccomp(root, localhostProfile string) Option {
 		ensureLinux(s).Seccomp = p
 		return nil
 	}
+}
+
+// withBounding returns s, or a copy of it with an empty capability set
+// when it has none: moby's generator reads the bounding set unguarded for
+// every rule with includes.caps or excludes.caps.
+func withBounding(s *specs.Spec) *specs.Spec {
+	if s.Process != nil && s.Process.Capabilities != nil {
+		return s
+	}
+	c := *s
+	p := specs.Process{}
+	if s.Process != nil {
+		p = *s.Process
+	}
+	p.Capabilities = &specs.LinuxCapabilities{}
+	c.Process = &p
+	return &c
+}
+
+// checkProfileShape refuses what moby's loader would crash on: it
+// dereferences each syscalls entry, so a null entry (or a non-object one)
+// must not reach it.
+func checkProfileShape(body []byte) error {
+	var shape struct {
+		Syscalls []json.RawMessage `json:"syscalls"`
+	}
+	if err := json.Unmarshal(body, &shape); err != nil {
+		return fmt.Errorf("not a seccomp profile (JSON object with defaultAction and syscalls): %w", err)
+	}
+	for i, raw := range shape.Syscalls {
+		if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' {
+			if len(t) > 40 {
+				t = append(t[:40:40], "..."...)
+			}
+			return fmt.Errorf("syscalls[%d] must be an object with names and action, got %s", i, t)
+		}
+	}
+	return nil
 }
 
 // ReadLocalhostProfile reads root/rel without ever leaving root: ".." and

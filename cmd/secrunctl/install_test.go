@@ -86,22 +86,24 @@ func TestInstallContainerdCommand(t *testing.T) {
 }
 
 func TestInstallContainerdCommandRefuses(t *testing.T) {
-	root, _ := installFixture(t)
-	base := installArgs{config: "/etc/containerd/config.toml", binDir: "/usr/local/bin", hostRoot: root}
-	for name, tc := range map[string]struct {
-		mod  func(*installArgs)
+	// Each case gets its own fixture: one of them breaks the secrun
+	// config, which must not leak into the others.
+	for _, tc := range []struct {
+		name string
+		mod  func(a *installArgs, root string)
 		want string
 	}{
-		"unknown policy":  {func(a *installArgs) { a.policies = []string{"restricted", "strict"} }, `handler secrun-strict: policy "strict" is not defined`},
-		"relative config": {func(a *installArgs) { a.policies = []string{"restricted"}; a.config = "config.toml" }, "not absolute"},
-		"bad secrun config": {func(a *installArgs) {
+		{"unknown policy", func(a *installArgs, _ string) { a.policies = []string{"restricted", "strict"} }, `handler secrun-strict: policy "strict" is not defined`},
+		{"relative config", func(a *installArgs, _ string) { a.policies = []string{"restricted"}; a.config = "config.toml" }, "not absolute"},
+		{"bad secrun config", func(a *installArgs, root string) {
 			a.policies = []string{"restricted"}
 			os.WriteFile(filepath.Join(root, "etc", "secrun", "config.yaml"), []byte("polices: {}\n"), 0o644)
 		}, "cannot check the policies"},
 	} {
-		t.Run(name, func(t *testing.T) {
-			a := base
-			tc.mod(&a)
+		t.Run(tc.name, func(t *testing.T) {
+			root, _ := installFixture(t)
+			a := installArgs{config: "/etc/containerd/config.toml", binDir: "/usr/local/bin", hostRoot: root}
+			tc.mod(&a, root)
 			_, _, err := runInstall(t, a)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)

@@ -26,8 +26,10 @@ func main() {
 		},
 		Commands: []*cli.Command{
 			explainCommand,
+			translateCommand, checkCommand,
 			policyCommand,
 			benchCommand,
+			installCommand,
 		},
 	}
 	if err := app.Run(os.Args); err != nil {

@@ -1,0 +1,358 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/secrun/secrun/manifest"
+	"github.com/secrun/secrun/policy"
+	"github.com/secrun/secrun/spec"
+	"github.com/urfave/cli/v2"
+	corev1 "k8s.io/api/core/v1"
+)
+
+var checkCommand = &cli.Command{
+	Name:  "check",
+	Usage: "report, per manifest field, what a node policy would refuse or change",
+	Description: `check translates every container of the manifest as translate does, then
+runs the policy on each bundle as the secrun wrapper would at create, and
+prints each refusal and change against the Kubernetes field to edit,
+like Pod Security admission but for this node's policy. Nothing is
+written and no AppArmor profile is loaded.
+
+Translation problems (an unknown field, a sysctl the kubelet refuses)
+count as refusals: the Pod would not start either. The sysctl policy and
+seccomp profile root default to the policy's and the configuration's.
+
+Exit status: 0 when every container would start, 3 when any would be
+refused, 1 on usage or configuration errors.`,
+	ArgsUsage: " ",
+	Flags: append(manifestFlags(),
+		&cli.StringFlag{Name: "policy", Aliases: []string{"p"}, Usage: "policy name (default: the configuration's defaultPolicy)"},
+		&cli.StringFlag{Name: "mode", Usage: "override the policy's mode: enforce, harden or audit"},
+		&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
+	),
+	Action: runCheck,
+}
+
+// checkItem is one line of the report.
+type checkItem struct {
+	// Field is the Kubernetes field path to edit.
+	Field string `json:"field"`
+	// OCIField is the config.json field the policy looked at, if any.
+	OCIField string `json:"ociField,omitempty"`
+	Rule     string `json:"rule,omitempty"`
+	Message  string `json:"message"`
+	Fix      string `json:"fix,omitempty"`
+}
+
+// checkResult is the report for one container.
+type checkResult struct {
+	Workload  string      `json:"workload"`
+	Container string      `json:"container,omitempty"`
+	Path      string      `json:"path,omitempty"`
+	Decision  string      `json:"decision"`
+	Refusals  []checkItem `json:"refusals,omitempty"`
+	Changes   []checkItem `json:"changes,omitempty"`
+	Warnings  []string    `json:"warnings,omitempty"`
+}
+
+func runCheck(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("check takes no arguments (got %q); name the manifest with -f", c.Args().Slice())
+	}
+	cfg, err := policy.LoadConfig()
+	if err != nil {
+		return err
+	}
+	name := c.String("policy")
+	if name == "" {
+		name = cfg.DefaultPolicy
+	}
+	pol, err := cfg.Policy(name)
+	if err != nil {
+		return err
+	}
+	if m := c.String("mode"); m != "" {
+		cp := *pol
+		cp.Mode = policy.Mode(m)
+		if err := cp.Validate(); err != nil {
+			return err
+		}
+		pol = &cp
+	}
+	workloads, err := readManifest(c)
+	var invalid *invalidManifestError
+	if errors.As(err, &invalid) {
+		// The API server would refuse the manifest: that is a refusal
+		// too, reported as one.
+		fmt.Fprintf(c.App.Writer, "%s: refused: the manifest is invalid\n", c.String("filename"))
+		for _, e := range splitErrors(invalid.err) {
+			fmt.Fprintf(c.App.Writer, "  refuse  %s\n", strings.ReplaceAll(e.Error(), "\n", "\n  "))
+		}
+		return cli.Exit("", 3)
+	}
+	if err != nil {
+		return err
+	}
+	opts, err := translateOptions(c, cfg.SeccompProfileRoot)
+	if err != nil {
+		return err
+	}
+	// The node's answer: what the policy lets through is what its kubelet
+	// is meant to be configured with, unless the flags say otherwise.
+	if !c.IsSet("kubernetes-version") {
+		opts.KubernetesVersion = pol.KubernetesVersion
+	}
+	if !c.IsSet("allowed-unsafe-sysctls") {
+		opts.AllowedUnsafeSysctls = pol.AllowedUnsafeSysctls
+	}
+	opts.AppArmor = dryRunAppArmor{spec.HostAppArmor{}}
+
+	var results []checkResult
+	for _, w := range workloads {
+		results = append(results, checkWorkload(w, opts, pol, cfg)...)
+	}
+	refused := 0
+	for _, r := range results {
+		if r.Decision == "refused" {
+			refused++
+		}
+	}
+	if c.Bool("json") {
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(map[string]any{"policy": pol.Name, "mode": pol.Mode, "results": results}); err != nil {
+			return err
+		}
+	} else {
+		printCheck(c, pol, results)
+	}
+	if refused > 0 {
+		return cli.Exit("", 3)
+	}
+	return nil
+}
+
+// checkWorkload translates w container by container, so that one
+// container's translation error does not hide the others' findings.
+func checkWorkload(w *manifest.Workload, opts manifest.Options, pol *policy.Policy, cfg *policy.Config) []checkResult {
+	names := opts.Containers
+	if len(names) == 0 {
+		for _, c := range w.PodSpec.InitContainers {
+			names = append(names, c.Name)
+		}
+		for _, c := range w.PodSpec.Containers {
+			names = append(names, c.Name)
+		}
+	}
+	var out []checkResult
+	for _, name := range names {
+		o := opts
+		o.Containers = []string{name}
+		bundles, err := manifest.Translate(w, o)
+		if err != nil {
+			r := checkResult{Workload: w.String(), Container: name, Decision: "refused"}
+			for _, e := range splitErrors(err) {
+				r.Refusals = append(r.Refusals, translationItem(w, e))
+			}
+			out = append(out, r)
+			continue
+		}
+		for _, b := range bundles {
+			out = append(out, checkBundle(w, b, pol, cfg))
+		}
+	}
+	return out
+}
+
+func checkBundle(w *manifest.Workload, b manifest.ContainerBundle, pol *policy.Policy, cfg *policy.Config) checkResult {
+	r := checkResult{Workload: w.String(), Container: b.Name, Path: b.Path, Warnings: b.Warnings}
+	env := &policy.Env{AppArmor: dryRunAppArmor{spec.HostAppArmor{}}, SeccompProfileRoot: cfg.SeccompProfileRoot}
+	o := pol.Decide(env, b.Spec)
+	r.Decision = o.Decision
+	if r.Decision == "" {
+		r.Decision = "allowed"
+	}
+	r.Warnings = append(r.Warnings, o.Warnings...)
+	refusing := o.Refused() || o.Decision == "audited"
+	if o.Err != nil {
+		field := b.Path
+		if strings.Contains(o.Err.Error(), "annotation") {
+			field = w.MetaPath + ".annotations"
+		}
+		r.Refusals = append(r.Refusals, checkItem{Field: field, Message: o.Err.Error()})
+	}
+	if refusing {
+		for _, f := range o.Findings {
+			if o.Decision == "audited" && f.Default {
+				continue
+			}
+			r.Refusals = append(r.Refusals, checkItem{
+				Field: k8sField(w, b, f.Rule, f.Problem), OCIField: f.Field, Rule: f.Rule,
+				Message: f.Problem, Fix: f.Fix,
+			})
+		}
+	}
+	for _, ch := range o.Changes {
+		rule, msg, _ := strings.Cut(ch, ": ")
+		r.Changes = append(r.Changes, checkItem{Field: k8sField(w, b, rule, msg), Rule: rule, Message: msg})
+	}
+	return r
+}
+
+// k8sField maps a policy rule back to the field of the manifest that
+// decides it, at the level (container or Pod) where the manifest sets it.
+func k8sField(w *manifest.Workload, b manifest.ContainerBundle, rule, problem string) string {
+	ctr := containerAt(w, b)
+	ps := w.PodSpec
+	sc := b.Path + ".securityContext"
+	podSC := w.PodPath + ".securityContext"
+	level := func(inContainer, inPod bool) string {
+		if !inContainer && inPod {
+			return podSC
+		}
+		return sc
+	}
+	csc := ctr.SecurityContext
+	if csc == nil {
+		csc = &corev1.SecurityContext{}
+	}
+	psc := ps.SecurityContext
+	privileged := csc.Privileged != nil && *csc.Privileged
+	switch rule {
+	case "privileged", "devices":
+		return sc + ".privileged"
+	case "capabilities", "procMount":
+		if privileged {
+			// Privileged mode is what holds every capability and unmasks
+			// /proc; editing capabilities or procMount would change
+			// nothing.
+			return sc + ".privileged"
+		}
+	}
+	switch rule {
+	case "hostNamespaces":
+		for _, ns := range []struct{ t, field string }{{"network", "hostNetwork"}, {"pid", "hostPID"}, {"ipc", "hostIPC"}} {
+			if strings.Contains(problem, "no "+ns.t+" namespace") {
+				return w.PodPath + "." + ns.field
+			}
+		}
+		return w.PodPath
+	case "capabilities", "ambientCapabilities":
+		if csc.Capabilities != nil {
+			for _, a := range csc.Capabilities.Add {
+				if n := strings.TrimPrefix(strings.ToUpper(string(a)), "CAP_"); strings.Contains(problem, n) || n == "ALL" {
+					return sc + ".capabilities.add"
+				}
+			}
+		}
+		return sc + ".capabilities.drop"
+	case "noNewPrivileges":
+		return sc + ".allowPrivilegeEscalation"
+	case "runAsNonRoot":
+		return level(csc.RunAsUser != nil, psc != nil && psc.RunAsUser != nil) + ".runAsUser"
+	case "readOnlyRootFilesystem":
+		return sc + ".readOnlyRootFilesystem"
+	case "procMount":
+		return sc + ".procMount"
+	case "sysctls":
+		if psc != nil {
+			for i, s := range psc.Sysctls {
+				if strings.HasPrefix(problem, spec.NormalizeSysctlName(s.Name)) {
+					return fmt.Sprintf("%s.sysctls[%d]", podSC, i)
+				}
+			}
+		}
+		return podSC + ".sysctls"
+	case "seLinux":
+		return level(csc.SELinuxOptions != nil, psc != nil && psc.SELinuxOptions != nil) + ".seLinuxOptions.type"
+	case "appArmor":
+		return level(csc.AppArmorProfile != nil, psc != nil && psc.AppArmorProfile != nil) + ".appArmorProfile"
+	case "seccomp":
+		return level(csc.SeccompProfile != nil, psc != nil && psc.SeccompProfile != nil) + ".seccompProfile"
+	case "intent":
+		return w.MetaPath + ".annotations"
+	}
+	return b.Path
+}
+
+// containerAt finds the container a bundle was made from.
+func containerAt(w *manifest.Workload, b manifest.ContainerBundle) *corev1.Container {
+	list := w.PodSpec.Containers
+	if b.Init {
+		list = w.PodSpec.InitContainers
+	}
+	if b.Index >= 0 && b.Index < len(list) {
+		return &list[b.Index]
+	}
+	return &corev1.Container{}
+}
+
+// translationItem turns a translation error into a report line; the
+// error starts with the workload, then the field path.
+func translationItem(w *manifest.Workload, err error) checkItem {
+	msg := strings.TrimPrefix(err.Error(), w.String()+": ")
+	field, rest, ok := strings.Cut(msg, ": ")
+	if !ok || strings.ContainsAny(field, " ") && !strings.Contains(field, "annotations[") {
+		return checkItem{Field: w.PodPath, Message: msg}
+	}
+	return checkItem{Field: field, Message: rest}
+}
+
+// splitErrors undoes errors.Join, one level at a time, so each problem is
+// a line of its own.
+func splitErrors(err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, splitErrors(e)...)
+	}
+	return out
+}
+
+func printCheck(c *cli.Context, pol *policy.Policy, results []checkResult) {
+	out := c.App.Writer
+	for _, r := range results {
+		where := r.Workload
+		if r.Container != "" {
+			where += " container " + r.Container
+		}
+		if r.Path != "" {
+			where += " (" + r.Path + ")"
+		}
+		fmt.Fprintf(out, "%s: policy %s (%s): %s\n", where, pol.Name, pol.Mode, r.Decision)
+		verb := "refuse "
+		if r.Decision == "audited" {
+			verb = "audit  "
+		}
+		for _, it := range r.Refusals {
+			line := fmt.Sprintf("  %s %s: %s", verb, it.Field, it.Message)
+			if it.OCIField != "" {
+				line += " [" + it.OCIField + "]"
+			}
+			if it.Fix != "" {
+				line += "; fix: " + it.Fix
+			}
+			fmt.Fprintln(out, line)
+		}
+		for _, it := range r.Changes {
+			fmt.Fprintf(out, "  change  %s: %s\n", it.Field, it.Message)
+		}
+		for _, w := range slices.Compact(slices.Clone(r.Warnings)) {
+			fmt.Fprintf(out, "  warning %s\n", w)
+		}
+	}
+}
+
+// dryRunAppArmor answers from the real kernel but never loads a profile:
+// check reports, it does not change the node.
+type dryRunAppArmor struct{ spec.AppArmorHost }
+
+func (dryRunAppArmor) LoadDefault(string) error { return nil }
