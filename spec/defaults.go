@@ -9,6 +9,13 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
+// OCIVersion is the runtime-spec version bundles declare. It is the oldest
+// that carries every field secrun writes, not the library's newest:
+// runtimes check it, and Debian 12's crun 1.8.1 refuses anything from 1.2.0
+// on ("unknown version specified"), as older runc releases refuse newer
+// majors.
+const OCIVersion = "1.1.0"
+
 // DefaultPath is the PATH every container starts with, before the image's
 // and the Pod's environment.
 const DefaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -111,7 +118,7 @@ func DefaultSpec(c DefaultSpecConfig) (*specs.Spec, error) {
 		rlimits = slices.Clone(c.Rlimits)
 	}
 	s := &specs.Spec{
-		Version: specs.Version,
+		Version: OCIVersion,
 		Root:    &specs.Root{Path: root},
 		Process: &specs.Process{
 			Terminal: c.Terminal,

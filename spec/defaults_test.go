@@ -24,7 +24,7 @@ func nsTypes(s *specs.Spec) []string {
 func TestDefaultSpecZero(t *testing.T) {
 	s := mustDefaultSpec(t, DefaultSpecConfig{Hostname: "web-0"})
 	p := s.Process
-	if s.Version != specs.Version || s.Root.Path != "rootfs" || s.Root.Readonly {
+	if s.Version != OCIVersion || s.Root.Path != "rootfs" || s.Root.Readonly {
 		t.Errorf("version %q root %+v", s.Version, s.Root)
 	}
 	if !slices.Equal(p.Args, DefaultArgs) || p.Cwd != "/" || p.Terminal {
