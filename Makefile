@@ -36,13 +36,17 @@ FUZZTIME ?= 1m
 fuzz:
 	@scripts/fuzz-smoke.sh $(FUZZTIME)
 
-# Until the conformance suite lands, this demonstrates secrun hardening a
-# real container: the same bundle run through bare runc and through
-# secrun-restricted, with the kernel's view of each process.
+# The conformance suite: every case (conformance/cases, Kubernetes Pods)
+# through secrun to real runc, each check an attempted operation, then the
+# validity mode that shows every check failing against a bundle that does
+# not enforce its setting. Summary on stdout, reports in _out/conformance.
 conformance: deps build
-	@scripts/demo.sh
+	@scripts/conformance.sh
 
-demo: conformance
+# The same bundle run through bare runc and through secrun-restricted,
+# with the kernel's view of each process.
+demo: deps build
+	@scripts/demo.sh
 
 # Overhead against bare runc, measured in the same run; see scripts/bench.sh.
 bench: deps build

@@ -30,6 +30,7 @@ func main() {
 			policyCommand,
 			benchCommand,
 			installCommand,
+			conformanceCommand,
 		},
 	}
 	if err := app.Run(os.Args); err != nil {

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"regexp"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/secrun/secrun/conformance"
+)
+
+var conformanceCommand = &cli.Command{
+	Name:  "conformance",
+	Usage: "prove with real containers that what each Pod asks for is what the kernel enforces",
+	Description: `Runs the conformance suite: Kubernetes Pod manifests (the built-in cases, or
+--cases DIR), each translated as secrunctl translate does, with the static
+probe as the whole rootfs, run through secrun (or a bare runtime) on this
+node. The probe attempts each forbidden operation; every check compares the
+outcome with what the manifest and the secrun policy say must be allowed or
+denied. Needs root.
+
+Runtime and policy: --runtime secrun (the default) runs each case through
+secrun-<policy>, where the policy is the case's runtimeClassName when it
+names a secrun-<policy> handler, else --policy, else the configuration's
+defaultPolicy. --runtime PATH/secrun-<policy> uses that policy for every
+case; --runtime runc (or crun, or any OCI runtime) runs the bundles bare,
+to compare runtimes. The secrun configuration is --config, else
+$SECRUN_CONFIG, else the suite's own: the presets in harden mode, audit log
+in the report directory.
+
+--validity runs every check against a twin bundle where its setting is
+deliberately not enforced (run with the bare delegate runtime) and fails
+any check that passes there: a check that cannot fail is a defect.
+
+Reports: --report-dir DIR gets report.{json,tap,junit.xml} (validity.* with
+--validity). The exit status is 1 when any check fails.`,
+	ArgsUsage: " ",
+	Flags: []cli.Flag{
+		&cli.StringFlag{Name: "runtime", Value: "secrun", Usage: "secrun, a secrun-<policy> path, or a bare OCI runtime (runc, crun) to compare"},
+		&cli.StringFlag{Name: "secrun", Usage: "the secrun binary (default: secrun next to secrunctl, else on PATH)"},
+		&cli.StringFlag{Name: "policy", Usage: "secrun policy for cases whose runtimeClassName names none (default: the configuration's defaultPolicy)"},
+		&cli.BoolFlag{Name: "policy-for-all", Usage: "apply --policy to every case, RuntimeClass or not"},
+		&cli.StringFlag{Name: "config", Usage: "secrun configuration (default: $SECRUN_CONFIG, else the suite's own)"},
+		&cli.StringFlag{Name: "delegate", Usage: "bare runtime for validity twins (default: the configuration's runtime, or --runtime when bare)"},
+		&cli.StringSliceFlag{Name: "allowed-unsafe-sysctls", Usage: "the kubelet's --allowed-unsafe-sysctls the translation assumes (default: net.core.somaxconn, as in the user's example)"},
+		&cli.StringFlag{Name: "focus", Usage: "run only checks whose ID (case/container/check) matches this regular expression"},
+		&cli.StringFlag{Name: "skip", Usage: "leave out checks whose ID matches this regular expression"},
+		&cli.StringSliceFlag{Name: "case", Usage: "run only these cases (file names without .yaml; repeat or comma-separate)"},
+		&cli.IntFlag{Name: "parallel", Aliases: []string{"j"}, Usage: "containers run at once (default: number of CPUs)"},
+		&cli.BoolFlag{Name: "validity", Usage: "show that every check fails against a bundle that does not enforce its setting"},
+		&cli.StringFlag{Name: "cases", Usage: "directory of Pod manifests (*.yaml) instead of the built-in cases"},
+		&cli.StringFlag{Name: "report-dir", Usage: "write report.json, report.tap, report.junit.xml (and the audit log) here"},
+		&cli.StringFlag{Name: "work-dir", Usage: "where bundles are built (default: a temporary directory; must not be nosuid)"},
+		&cli.BoolFlag{Name: "keep", Usage: "keep every bundle for debugging (bundles of failed checks are always kept)"},
+		&cli.StringFlag{Name: "probe", EnvVars: []string{"SECRUN_PROBE"}, Usage: "a static probe binary (default: conformance-probe next to secrunctl, else build ./conformance/probe from the source tree)"},
+		&cli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "per-container time limit"},
+	},
+	Action: runConformance,
+}
+
+func runConformance(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("conformance takes no arguments (got %q); select cases with --case or --focus", c.Args().Slice())
+	}
+	opts := conformance.Options{
+		Runtime:      c.String("runtime"),
+		SecrunBinary: c.String("secrun"),
+		Policy:       c.String("policy"),
+		PolicyForAll: c.Bool("policy-for-all"),
+		ConfigPath:   c.String("config"),
+		Delegate:     c.String("delegate"),
+		Parallel:     c.Int("parallel"),
+		Validity:     c.Bool("validity"),
+		CasesDir:     c.String("cases"),
+		Cases:        c.StringSlice("case"),
+		ReportDir:    c.String("report-dir"),
+		WorkDir:      c.String("work-dir"),
+		Keep:         c.Bool("keep"),
+		ProbePath:    c.String("probe"),
+		Timeout:      c.Duration("timeout"),
+		Log:          os.Stderr,
+	}
+	if c.IsSet("allowed-unsafe-sysctls") {
+		opts.AllowedUnsafeSysctls = c.StringSlice("allowed-unsafe-sysctls")
+	}
+	for _, f := range []struct {
+		flag string
+		dst  **regexp.Regexp
+	}{{"focus", &opts.Focus}, {"skip", &opts.Skip}} {
+		if v := c.String(f.flag); v != "" {
+			re, err := regexp.Compile(v)
+			if err != nil {
+				return fmt.Errorf("--%s: %w", f.flag, err)
+			}
+			*f.dst = re
+		}
+	}
+	if isTerminal(os.Stdout) {
+		opts.Progress = os.Stdout
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := conformance.Run(ctx, opts)
+	if res != nil {
+		res.WriteSummary(os.Stdout)
+		if opts.ReportDir != "" {
+			fmt.Printf("\nreports in %s\n", opts.ReportDir)
+		}
+		fmt.Println(res.CountLine())
+	}
+	if err != nil {
+		return err
+	}
+	if res.Failed > 0 {
+		return cli.Exit("", 1)
+	}
+	return nil
+}
+
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
