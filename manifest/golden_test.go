@@ -41,9 +41,12 @@ func parseFile(t testing.TB, rel string) []*Workload {
 
 // goldenOptions are host-independent: the image's users come from
 // testdata, root.path stays relative, there is no AppArmor and no host
-// device, and no profile is generated from the host's kernel version.
+// device, SELinux is taken to be on (so labels show), and no profile is
+// generated from the host's kernel version.
 func goldenOptions(t testing.TB) Options {
+	selinux := true
 	return Options{
+		SELinux:                      &selinux,
 		RootfsPath:                   "rootfs",
 		ImageRootfs:                  testdata(t, "rootfs"),
 		SeccompProfileRoot:           testdata(t, "seccomp"),

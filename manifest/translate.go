@@ -43,6 +43,10 @@ type Options struct {
 	// AppArmor is the node's AppArmor; nil means a kernel without it
 	// (RuntimeDefault is skipped with a warning, Localhost refused).
 	AppArmor spec.AppArmorHost
+	// SELinux says whether the node has SELinux; nil asks the kernel.
+	// Without it seLinuxOptions are left out with a warning, as containerd
+	// does.
+	SELinux *bool
 	// AmbientCapabilities opts in to raising a non-root container's added
 	// capabilities into its ambient set (beyond containerd).
 	AmbientCapabilities bool
@@ -247,6 +251,7 @@ func translateContainer(w *Workload, c *corev1.Container, path string, opts Opti
 		SeccompProfileRoot:           opts.SeccompProfileRoot,
 		SeccompDefault:               opts.SeccompDefault,
 		AppArmor:                     opts.AppArmor,
+		SELinux:                      opts.SELinux,
 		Annotations:                  w.PodMeta.Annotations,
 		HostUsers:                    ps.HostUsers,
 		AmbientCapabilities:          opts.AmbientCapabilities,

@@ -242,7 +242,9 @@ func ApplyIntent(env *Env, s *specs.Spec, sc *spec.SecurityContext) (changes []s
 			return nil, fmt.Errorf("procMount: unknown value %q; use Default or Unmasked", *v)
 		}
 	}
-	if o := sc.SELinuxOptions; o != nil && *o != (spec.SELinuxOptions{}) {
+	if o := sc.SELinuxOptions; o != nil && *o != (spec.SELinuxOptions{}) && !spec.SELinuxEnabled() {
+		env.warn("seLinuxOptions: ignored, SELinux is not enabled on this node")
+	} else if o != nil && *o != (spec.SELinuxOptions{}) {
 		if p.SelinuxLabel != "" {
 			return nil, refuse("seLinuxOptions", "the container already has an SELinux label, and a Pod annotation may not change it")
 		}

@@ -96,6 +96,8 @@ type KubernetesInputs struct {
 	// means /dev.
 	HostDevRoot string
 
+	// SELinux says whether the node has SELinux; nil asks the kernel.
+	SELinux *bool
 	// Warn receives what is ignored or skipped, and why; nil drops it.
 	Warn func(string)
 }
@@ -699,7 +701,16 @@ func (t *translation) seLinuxStep() Step {
 		return Step{}
 	}
 	path := t.fieldPath("seLinuxOptions", t.ctr.SELinuxOptions != nil)
+	enabled := SELinuxEnabled()
+	if t.in.SELinux != nil {
+		enabled = *t.in.SELinux
+	}
 	opts := *o
+	if !enabled {
+		t.warn(path, "ignored: SELinux is not enabled on this node (containerd leaves the labels out, and runc would refuse a labelled process)")
+		// Still refuse what could never be a label.
+		return Step{Name: "seLinuxOptions", Field: path, Option: wrapField(path, func(*specs.Spec) error { return opts.Validate() })}
+	}
 	return Step{Name: "seLinuxOptions", Field: path, Option: wrapField(path, WithSELinuxOptions(&opts))}
 }
 

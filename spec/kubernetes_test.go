@@ -691,14 +691,19 @@ func TestKubernetesSELinuxAndWindows(t *testing.T) {
 			}
 		}
 	}
+	selinux := func(on bool) func(*KubernetesInputs) { return func(in *KubernetesInputs) { in.SELinux = &on } }
 	runK8sCases(t, []k8sCase{
-		{name: "pod seLinuxOptions", pod: &PodSecurityContext{SELinuxOptions: &SELinuxOptions{Level: "s0:c1,c2"}},
+		{name: "pod seLinuxOptions", pod: &PodSecurityContext{SELinuxOptions: &SELinuxOptions{Level: "s0:c1,c2"}}, in: selinux(true),
 			check: label("system_u:system_r:container_t:s0:c1,c2", "system_u:object_r:container_file_t:s0:c1,c2")},
 		{name: "container seLinuxOptions replace the pod's whole", pod: &PodSecurityContext{SELinuxOptions: &SELinuxOptions{Level: "s0:c1,c2"}},
-			ctr:   &SecurityContext{SELinuxOptions: &SELinuxOptions{Type: "container_init_t"}},
+			ctr: &SecurityContext{SELinuxOptions: &SELinuxOptions{Type: "container_init_t"}}, in: selinux(true),
 			check: label("system_u:system_r:container_init_t:s0", "system_u:object_r:container_file_t:s0")},
-		{name: "invalid SELinux type", ctr: &SecurityContext{SELinuxOptions: &SELinuxOptions{Type: "a b"}},
+		{name: "invalid SELinux type", ctr: &SecurityContext{SELinuxOptions: &SELinuxOptions{Type: "a b"}}, in: selinux(true),
 			errHas: []string{"spec.containers[0].securityContext: seLinuxOptions.type"}},
+		{name: "invalid SELinux type on a node without SELinux", ctr: &SecurityContext{SELinuxOptions: &SELinuxOptions{Type: "a b"}}, in: selinux(false),
+			errHas: []string{"spec.containers[0].securityContext: seLinuxOptions.type"}},
+		{name: "no labels on a node without SELinux, as containerd", pod: &PodSecurityContext{SELinuxOptions: &SELinuxOptions{Level: "s0:c1,c2"}}, in: selinux(false),
+			warnHas: []string{"SELinux is not enabled on this node"}, check: label("", "")},
 		{name: "windowsOptions are ignored on Linux, with a warning",
 			pod:     &PodSecurityContext{WindowsOptions: &WindowsOptions{RunAsUserName: strp("ContainerUser")}},
 			warnHas: []string{"spec.securityContext.windowsOptions: ignored: windowsOptions apply only to Windows nodes"}},

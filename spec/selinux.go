@@ -2,7 +2,9 @@ package spec
 
 import (
 	"fmt"
+	"os"
 	"strings"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -13,6 +15,16 @@ type SELinuxOptions struct {
 	Role  string `json:"role,omitempty"`
 	Type  string `json:"type,omitempty"`
 	Level string `json:"level,omitempty"`
+}
+
+// Validate refuses parts that cannot stand in a label.
+func (o *SELinuxOptions) Validate() error {
+	for _, f := range []struct{ field, v string }{{"user", o.User}, {"role", o.Role}, {"type", o.Type}, {"level", o.Level}} {
+		if strings.ContainsAny(f.v, " \t\n") || (f.field != "level" && strings.Contains(f.v, ":")) {
+			return fmt.Errorf("seLinuxOptions.%s: %q is not a valid SELinux %s", f.field, f.v, f.field)
+		}
+	}
+	return nil
 }
 
 // defaultSELinux fills the parts a Pod leaves out, as container-selinux
@@ -27,10 +39,8 @@ func WithSELinuxOptions(o *SELinuxOptions) Option {
 		if o == nil || *o == (SELinuxOptions{}) {
 			return nil
 		}
-		for field, v := range map[string]string{"user": o.User, "role": o.Role, "type": o.Type, "level": o.Level} {
-			if strings.ContainsAny(v, " \t\n") || (field != "level" && strings.Contains(v, ":")) {
-				return fmt.Errorf("seLinuxOptions.%s: %q is not a valid SELinux %s", field, v, field)
-			}
+		if err := o.Validate(); err != nil {
+			return err
 		}
 		pick := func(v, d string) string {
 			if v == "" {
@@ -53,3 +63,11 @@ func SELinuxType(label string) string {
 	}
 	return parts[2]
 }
+
+// SELinuxEnabled reports whether this node's kernel has SELinux on, as
+// shown by a mounted selinuxfs. Without it runc refuses a labelled
+// process, and containerd leaves the labels out.
+var SELinuxEnabled = sync.OnceValue(func() bool {
+	_, err := os.Stat("/sys/fs/selinux/enforce")
+	return err == nil
+})
