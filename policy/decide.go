@@ -98,11 +98,29 @@ func (p *Policy) Decide(env *Env, s *specs.Spec) *Outcome {
 			o.Changes = append(o.Changes, ch)
 		}
 	}
+	if err := ensureDefaultAppArmor(env, target.Process); err != nil {
+		o.Decision, o.Err = "refused", err
+		return o
+	}
 	o.Decision = "allowed"
 	if len(o.Changes) > 0 {
 		o.Decision = "hardened"
 	}
 	return o
+}
+
+// ensureDefaultAppArmor loads secrun's default profile when the process
+// names it but the kernel no longer has it: a bundle hardened before a
+// reboot, or a profile an admin unloaded, would otherwise fail in runc with
+// an obscure "write /proc/thread-self/attr/exec" error.
+func ensureDefaultAppArmor(env *Env, p *specs.Process) error {
+	if p == nil || p.ApparmorProfile != spec.DefaultAppArmorProfile || env == nil || env.AppArmor == nil || !env.AppArmor.Enabled() {
+		return nil
+	}
+	if err := env.AppArmor.LoadDefault(spec.DefaultAppArmorProfile); err != nil {
+		return fmt.Errorf("appArmorProfile: the process names %s, which is not loaded and could not be: %w", spec.DefaultAppArmorProfile, err)
+	}
+	return nil
 }
 
 // grantAmbient raises a non-root process's permitted capabilities into its
@@ -150,6 +168,12 @@ func (p *Policy) DecideProcess(env *Env, proc *specs.Process) *Outcome {
 	case Audit:
 		if f := p.CheckProcess(env, proc); len(f) > 0 {
 			o.Decision, o.Findings = "audited", f
+			return o
+		}
+	}
+	if p.Mode != Audit {
+		if err := ensureDefaultAppArmor(env, proc); err != nil {
+			o.Decision, o.Err = "refused", err
 			return o
 		}
 	}

@@ -312,3 +312,25 @@ func TestNoNewPrivilegesFinding(t *testing.T) {
 		t.Errorf("findings %v lack noNewPrivileges", got)
 	}
 }
+
+// A bundle hardened before a reboot names secrun's default profile, which
+// the kernel no longer has: secrun loads it again rather than let runc
+// fail obscurely.
+func TestDefaultAppArmorReloaded(t *testing.T) {
+	aa := &fakeAppArmor{enabled: true}
+	s := runcSpec(t)
+	s.Process.ApparmorProfile = spec.DefaultAppArmorProfile
+	for _, mode := range []Mode{Enforce, Harden} {
+		aa.loaded = nil
+		if out := builtin(t, "baseline", mode).Decide(&Env{AppArmor: aa}, s); out.Refused() {
+			t.Fatalf("%s: refused: %v", mode, out.Error())
+		}
+		if !aa.loaded[spec.DefaultAppArmorProfile] {
+			t.Errorf("%s: the default profile was not loaded again", mode)
+		}
+	}
+	aa.loaded = nil
+	if out := builtin(t, "baseline", Enforce).DecideProcess(&Env{AppArmor: aa}, s.Process); out.Refused() || !aa.loaded[spec.DefaultAppArmorProfile] {
+		t.Errorf("exec: refused %v, loaded %v", out.Refused(), aa.loaded)
+	}
+}
