@@ -64,25 +64,9 @@ func runCheck(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return fmt.Errorf("check takes no arguments (got %q); name the manifest with -f", c.Args().Slice())
 	}
-	cfg, err := policy.LoadConfig()
+	cfg, pol, err := selectedPolicy(c)
 	if err != nil {
 		return err
-	}
-	name := c.String("policy")
-	if name == "" {
-		name = cfg.DefaultPolicy
-	}
-	pol, err := cfg.Policy(name)
-	if err != nil {
-		return err
-	}
-	if m := c.String("mode"); m != "" {
-		cp := *pol
-		cp.Mode = policy.Mode(m)
-		if err := cp.Validate(); err != nil {
-			return err
-		}
-		pol = &cp
 	}
 	workloads, err := readManifest(c)
 	var invalid *invalidManifestError

@@ -27,25 +27,9 @@ var explainCommand = &cli.Command{
 		if c.NArg() != 1 {
 			return fmt.Errorf("explain needs exactly one BUNDLE directory")
 		}
-		cfg, err := policy.LoadConfig()
+		cfg, pol, err := selectedPolicy(c)
 		if err != nil {
 			return err
-		}
-		name := c.String("policy")
-		if name == "" {
-			name = cfg.DefaultPolicy
-		}
-		pol, err := cfg.Policy(name)
-		if err != nil {
-			return err
-		}
-		if m := c.String("mode"); m != "" {
-			cp := *pol
-			cp.Mode = policy.Mode(m)
-			if err := cp.Validate(); err != nil {
-				return err
-			}
-			pol = &cp
 		}
 		doc, err := bundle.Load[specs.Spec](filepath.Join(c.Args().First(), "config.json"))
 		if err != nil {
@@ -97,4 +81,31 @@ func refusedExit(out *policy.Outcome) error {
 		return cli.Exit("", 3)
 	}
 	return nil
+}
+
+// selectedPolicy loads the secrun configuration and the policy named by
+// --policy (default: the configuration's defaultPolicy), with --mode
+// overriding its mode when given.
+func selectedPolicy(c *cli.Context) (*policy.Config, *policy.Policy, error) {
+	cfg, err := policy.LoadConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	name := c.String("policy")
+	if name == "" {
+		name = cfg.DefaultPolicy
+	}
+	pol, err := cfg.Policy(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if m := c.String("mode"); m != "" {
+		cp := *pol
+		cp.Mode = policy.Mode(m)
+		if err := cp.Validate(); err != nil {
+			return nil, nil, err
+		}
+		pol = &cp
+	}
+	return cfg, pol, nil
 }
