@@ -556,26 +556,7 @@ func withUserNoRootfs(u UserIntent) Option {
 			gid = uint32(*u.RunAsGroup)
 		}
 		gids = append(gids, gid)
-		for _, g := range u.SupplementalGroups {
-			gids = append(gids, uint32(g))
-		}
-		if u.FSGroup != nil {
-			gids = append(gids, uint32(*u.FSGroup))
-		}
-		slices.Sort(gids)
-		gids = slices.Compact(gids)
-		if u.RunAsNonRoot != nil && *u.RunAsNonRoot && uid == 0 {
-			switch {
-			case u.RunAsUser != nil:
-				return fmt.Errorf("%w: runAsUser is 0 (root); set runAsUser to a non-zero uid, or drop runAsNonRoot", ErrRunAsRoot)
-			case fromImage != "":
-				return fmt.Errorf("%w: the image's USER %q is uid 0 (root); set runAsUser to a non-zero uid, or use an image with a non-root USER", ErrRunAsRoot, fromImage)
-			}
-			return nonRootError()
-		}
-		p := ensureProcess(s)
-		p.User.UID, p.User.GID, p.User.AdditionalGids = uid, gid, gids
-		return nil
+		return setResolvedUser(s, u, uid, gid, gids, fromImage)
 	}
 }
 

@@ -159,29 +159,35 @@ func WithUser(rootfs string, u UserIntent) Option {
 				gids = append(gids, cur.AdditionalGids...)
 			}
 		}
-		for _, g := range u.SupplementalGroups {
-			gids = append(gids, uint32(g))
-		}
-		if u.FSGroup != nil {
-			gids = append(gids, uint32(*u.FSGroup))
-		}
-		slices.Sort(gids)
-		gids = slices.Compact(gids)
-
-		if u.RunAsNonRoot != nil && *u.RunAsNonRoot && uid == 0 {
-			switch {
-			case u.RunAsUser != nil:
-				return fmt.Errorf("%w: runAsUser is 0 (root); set runAsUser to a non-zero uid, or drop runAsNonRoot", ErrRunAsRoot)
-			case fromImage != "":
-				return fmt.Errorf("%w: the image's USER %q is uid 0 (root); set runAsUser to a non-zero uid, or use an image with a non-root USER", ErrRunAsRoot, fromImage)
-			default:
-				return nonRootError()
-			}
-		}
-		p := ensureProcess(s)
-		p.User.UID, p.User.GID, p.User.AdditionalGids = uid, gid, gids
-		return nil
+		return setResolvedUser(s, u, uid, gid, gids, fromImage)
 	}
+}
+
+// setResolvedUser finishes a user resolution, with or without the image's
+// files: supplementalGroups and fsGroup join the groups, runAsNonRoot is
+// checked against the resolved uid, and the process gets the result.
+func setResolvedUser(s *specs.Spec, u UserIntent, uid, gid uint32, gids []uint32, fromImage string) error {
+	for _, g := range u.SupplementalGroups {
+		gids = append(gids, uint32(g))
+	}
+	if u.FSGroup != nil {
+		gids = append(gids, uint32(*u.FSGroup))
+	}
+	slices.Sort(gids)
+	gids = slices.Compact(gids)
+	if u.RunAsNonRoot != nil && *u.RunAsNonRoot && uid == 0 {
+		switch {
+		case u.RunAsUser != nil:
+			return fmt.Errorf("%w: runAsUser is 0 (root); set runAsUser to a non-zero uid, or drop runAsNonRoot", ErrRunAsRoot)
+		case fromImage != "":
+			return fmt.Errorf("%w: the image's USER %q is uid 0 (root); set runAsUser to a non-zero uid, or use an image with a non-root USER", ErrRunAsRoot, fromImage)
+		default:
+			return nonRootError()
+		}
+	}
+	p := ensureProcess(s)
+	p.User.UID, p.User.GID, p.User.AdditionalGids = uid, gid, gids
+	return nil
 }
 
 // CheckRunAsNonRoot refuses a spec whose process would run as uid 0. Only
