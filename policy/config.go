@@ -193,13 +193,9 @@ func presetPolicy(name string, depth int) (*Policy, error) {
 	if depth > len(Presets) {
 		return nil, fmt.Errorf("preset %s: presets refer to each other in a loop", name)
 	}
-	b, err := profiles.Policies.ReadFile("policies/" + name + ".yaml")
+	j, err := presetJSON(name)
 	if err != nil {
-		return nil, fmt.Errorf("preset %q is unknown; use one of %s", name, strings.Join(Presets, ", "))
-	}
-	j, err := yaml.YAMLToJSON(b)
-	if err != nil {
-		return nil, fmt.Errorf("preset %s: %w", name, err)
+		return nil, err
 	}
 	var head struct {
 		Preset string `json:"preset"`
@@ -219,6 +215,27 @@ func presetPolicy(name string, depth int) (*Policy, error) {
 		p.Preset = name
 	}
 	return p, nil
+}
+
+// presetDocs caches each preset's YAML as JSON: a create parses the
+// configuration once, but presets are layered under several policies and
+// under each other, and YAML is the slow part.
+var presetDocs sync.Map // name -> []byte
+
+func presetJSON(name string) ([]byte, error) {
+	if j, ok := presetDocs.Load(name); ok {
+		return j.([]byte), nil
+	}
+	b, err := profiles.Policies.ReadFile("policies/" + name + ".yaml")
+	if err != nil {
+		return nil, fmt.Errorf("preset %q is unknown; use one of %s", name, strings.Join(Presets, ", "))
+	}
+	j, err := yaml.YAMLToJSON(b)
+	if err != nil {
+		return nil, fmt.Errorf("preset %s: %w", name, err)
+	}
+	presetDocs.Store(name, j)
+	return j, nil
 }
 
 // Policy returns the named policy.

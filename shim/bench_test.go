@@ -53,15 +53,3 @@ func BenchmarkParseArgs(b *testing.B) {
 		}
 	}
 }
-
-func BenchmarkLoadConfig(b *testing.B) {
-	p := filepath.Join(b.TempDir(), "config.yaml")
-	os.WriteFile(p, []byte("policies:\n  restricted:\n    mode: harden\n    runAsUser: 65534\n"), 0o600)
-	b.Setenv(policy.ConfigEnv, p)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := policy.LoadConfig(); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
