@@ -129,18 +129,7 @@ func applyBundle(inv *Invocation, pol *policy.Policy, env *policy.Env, rec *Audi
 	rec.Sandbox = policy.IsSandbox(doc.Value)
 	rec.Namespace, rec.Pod = policy.PodRef(doc.Value)
 	rec.ContainerName = policy.ContainerName(doc.Value)
-	out := pol.Decide(env, doc.Value)
-	record(rec, out)
-	if out.Refused() {
-		return &refusal{policy: pol.Name, mode: pol.Mode, id: inv.ContainerID, findings: out.Findings, err: out.Err}
-	}
-	if pol.Mode == policy.Audit {
-		return nil
-	}
-	if _, err := doc.Save(); err != nil {
-		return fmt.Errorf("secrun: write the hardened config.json: %w", err)
-	}
-	return nil
+	return conclude(inv, pol, rec, pol.Decide(env, doc.Value), "config.json", doc.Save)
 }
 
 func applyExec(inv *Invocation, pol *policy.Policy, env *policy.Env, rec *AuditRecord) error {
@@ -157,7 +146,12 @@ func applyExec(inv *Invocation, pol *policy.Policy, env *policy.Env, rec *AuditR
 	if err != nil {
 		return fmt.Errorf("secrun: cannot apply policy %s to exec: %w", pol.Name, err)
 	}
-	out := pol.DecideProcess(env, doc.Value)
+	return conclude(inv, pol, rec, pol.DecideProcess(env, doc.Value), "exec process", doc.Save)
+}
+
+// conclude records an outcome, refuses or writes the document back. Audit
+// mode never writes.
+func conclude(inv *Invocation, pol *policy.Policy, rec *AuditRecord, out *policy.Outcome, what string, save func() (bool, error)) error {
 	record(rec, out)
 	if out.Refused() {
 		return &refusal{policy: pol.Name, mode: pol.Mode, id: inv.ContainerID, findings: out.Findings, err: out.Err}
@@ -165,8 +159,8 @@ func applyExec(inv *Invocation, pol *policy.Policy, env *policy.Env, rec *AuditR
 	if pol.Mode == policy.Audit {
 		return nil
 	}
-	if _, err := doc.Save(); err != nil {
-		return fmt.Errorf("secrun: write the hardened exec process: %w", err)
+	if _, err := save(); err != nil {
+		return fmt.Errorf("secrun: write the hardened %s: %w", what, err)
 	}
 	return nil
 }
