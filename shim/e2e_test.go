@@ -387,3 +387,37 @@ func lastAuditLine(t *testing.T, path string) map[string]any {
 	}
 	return m
 }
+
+// Exec flags that would loosen the container are refused before runc
+// runs; flags that stay within the policy pass.
+func TestE2EExecFlags(t *testing.T) {
+	testenv.RequireContainers(t)
+	bin := testenv.Build(t)
+	env, _ := testenv.WriteConfig(t, "policies:\n  restricted:\n    mode: harden\n    runAsUser: 1000\n")
+	b := testenv.NewBundle(t, "/bin/sleep", "30")
+	root := testenv.StateRoot(t)
+	id := testenv.ContainerID(t)
+	secrun := filepath.Join(bin, "secrun-restricted")
+	if r := testenv.Run(t, env, secrun, "--root", root, "run", "-d", "--bundle", b.Dir, id); r.Code != 0 {
+		t.Fatalf("run -d: %s", r.Stderr)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string // "" means allowed
+	}{
+		{[]string{"exec", "--user", "0", id, "/bin/id", "-u"}, "runAsNonRoot"},
+		{[]string{"exec", "--no-new-privs=false", id, "/bin/true"}, "noNewPrivileges"},
+		{[]string{"exec", "--cap", "CAP_NET_RAW", id, "/bin/true"}, "NET_RAW"},
+		{[]string{"exec", "--cap", "NET_BIND_SERVICE", id, "/bin/true"}, ""},
+		{[]string{"exec", "--user", "1000", id, "/bin/id", "-u"}, ""},
+		{[]string{"exec", id, "/bin/id", "-u"}, ""},
+	} {
+		r := testenv.Run(t, env, secrun, append([]string{"--root", root}, tc.args...)...)
+		switch {
+		case tc.want == "" && r.Code != 0:
+			t.Errorf("%v refused: %s", tc.args, r.Stderr)
+		case tc.want != "" && (r.Code == 0 || !strings.Contains(r.Stderr, tc.want)):
+			t.Errorf("%v: exit %d, stderr %q, want a refusal naming %s", tc.args, r.Code, r.Stderr, tc.want)
+		}
+	}
+}

@@ -177,18 +177,22 @@ func record(rec *AuditRecord, out *policy.Outcome) {
 
 // checkExecFlags refuses exec flags that would give the process more than
 // the policy allows. They cannot be rewritten: the delegate gets the
-// original argv, so harden mode refuses them too.
+// original argv, so harden mode refuses them too. Only the rules a given
+// flag touches are checked: whatever no flag sets, the exec takes from the
+// container's config, which create already brought in line.
 func checkExecFlags(inv *Invocation, pol *policy.Policy, env *policy.Env) error {
 	if pol.Mode == policy.Audit {
 		return nil
 	}
-	proc := &specs.Process{NoNewPrivileges: true, Capabilities: &specs.LinuxCapabilities{}}
+	proc := &specs.Process{Capabilities: &specs.LinuxCapabilities{}}
+	touched := map[string]bool{}
 	for _, c := range inv.ExecCaps {
 		n, err := spec.NormalizeCapability(c)
 		if err != nil {
 			return fmt.Errorf("exec --cap: %w", err)
 		}
 		proc.Capabilities.Bounding = append(proc.Capabilities.Bounding, n)
+		touched["capabilities"] = true
 	}
 	uid, hasUser, err := execUID(inv.ExecUser)
 	if err != nil {
@@ -196,20 +200,24 @@ func checkExecFlags(inv *Invocation, pol *policy.Policy, env *policy.Env) error 
 	}
 	if hasUser {
 		proc.User.UID = uid
-	} else {
-		proc.User.UID = 1 // the container's own user, checked at create
+		touched["runAsNonRoot"] = true
 	}
 	if inv.ExecNoNewPrivs != nil {
 		proc.NoNewPrivileges = *inv.ExecNoNewPrivs
+		touched["noNewPrivileges"] = true
 	}
-	proc.ApparmorProfile = inv.ExecAppArmor
-	proc.SelinuxLabel = inv.ExecProcessLabel
-	if proc.ApparmorProfile == "" {
-		// No flag: the exec keeps the container's profile.
-		proc.ApparmorProfile = "container's own"
+	if inv.ExecAppArmor != "" {
+		proc.ApparmorProfile = inv.ExecAppArmor
+		touched["appArmor"] = true
 	}
-	if f := policy.Refusing(pol.CheckProcess(env, proc)); len(f) > 0 {
-		return errors.New(f[0].String())
+	if inv.ExecProcessLabel != "" {
+		proc.SelinuxLabel = inv.ExecProcessLabel
+		touched["seLinux"] = true
+	}
+	for _, f := range policy.Refusing(pol.CheckProcess(env, proc)) {
+		if touched[f.Rule] {
+			return errors.New(f.String())
+		}
 	}
 	return nil
 }
