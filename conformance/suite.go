@@ -825,16 +825,25 @@ func (s *suite) schedule(ctx context.Context, jobs []job, progress func(done, to
 	wg.Wait()
 }
 
+// startResults gives every check of cr a result to fill, and reports
+// whether cr has a container to run; one that cannot run is finished here.
+func (s *suite) startResults(cr *containerRun) bool {
+	cr.results = make([]CheckResult, len(cr.checks))
+	for i, ch := range cr.checks {
+		cr.results[i] = newResult(cr, ch)
+	}
+	if cr.setupErr != nil || !anyRunnable(cr.checks) {
+		s.finishWithoutRun(cr)
+		return false
+	}
+	return true
+}
+
 // conformance runs each container once with the runtime under test.
 func (s *suite) conformance(ctx context.Context, runs []*containerRun) {
 	var jobs []job
 	for _, cr := range runs {
-		cr.results = make([]CheckResult, len(cr.checks))
-		for i, ch := range cr.checks {
-			cr.results[i] = newResult(cr, ch)
-		}
-		if cr.setupErr != nil || !anyRunnable(cr.checks) {
-			s.finishWithoutRun(cr)
+		if !s.startResults(cr) {
 			continue
 		}
 		jobs = append(jobs, job{cr: cr, run: func(ctx context.Context) {
@@ -917,12 +926,7 @@ func (s *suite) modeName() string {
 func (s *suite) validity(ctx context.Context, runs []*containerRun) {
 	var jobs []job
 	for _, cr := range runs {
-		cr.results = make([]CheckResult, len(cr.checks))
-		for i, ch := range cr.checks {
-			cr.results[i] = newResult(cr, ch)
-		}
-		if cr.setupErr != nil || !anyRunnable(cr.checks) {
-			s.finishWithoutRun(cr)
+		if !s.startResults(cr) {
 			continue
 		}
 		control := &validityState{}

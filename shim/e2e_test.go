@@ -202,16 +202,7 @@ func TestE2EUnknownFieldsSurvive(t *testing.T) {
 }
 
 func TestE2EExecProcessIsHardened(t *testing.T) {
-	testenv.RequireContainers(t)
-	bin := testenv.Build(t)
-	env, _ := testenv.WriteConfig(t, "policies:\n  restricted:\n    mode: harden\n    runAsUser: 1000\n")
-	b := testenv.NewBundle(t, "/bin/sleep", "30")
-	root := testenv.StateRoot(t)
-	id := testenv.ContainerID(t)
-	secrun := filepath.Join(bin, "secrun-restricted")
-	if r := testenv.Run(t, env, secrun, "--root", root, "run", "-d", "--bundle", b.Dir, id); r.Code != 0 {
-		t.Fatalf("run -d: %s", r.Stderr)
-	}
+	secrun, env, root, id := runningRestricted(t)
 	// What `kubectl exec` into a container could ask for if nothing
 	// checked the process: root, every capability, escalation allowed.
 	proc := map[string]any{
@@ -391,16 +382,7 @@ func lastAuditLine(t *testing.T, path string) map[string]any {
 // Exec flags that would loosen the container are refused before runc
 // runs; flags that stay within the policy pass.
 func TestE2EExecFlags(t *testing.T) {
-	testenv.RequireContainers(t)
-	bin := testenv.Build(t)
-	env, _ := testenv.WriteConfig(t, "policies:\n  restricted:\n    mode: harden\n    runAsUser: 1000\n")
-	b := testenv.NewBundle(t, "/bin/sleep", "30")
-	root := testenv.StateRoot(t)
-	id := testenv.ContainerID(t)
-	secrun := filepath.Join(bin, "secrun-restricted")
-	if r := testenv.Run(t, env, secrun, "--root", root, "run", "-d", "--bundle", b.Dir, id); r.Code != 0 {
-		t.Fatalf("run -d: %s", r.Stderr)
-	}
+	secrun, env, root, id := runningRestricted(t)
 	for _, tc := range []struct {
 		args []string
 		want string // "" means allowed
@@ -420,4 +402,21 @@ func TestE2EExecFlags(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q, want a refusal naming %s", tc.args, r.Code, r.Stderr, tc.want)
 		}
 	}
+}
+
+// runningRestricted starts a detached container through secrun-restricted
+// (harden, uid 1000) for exec tests, and returns how to reach it.
+func runningRestricted(t *testing.T) (secrun string, env []string, root, id string) {
+	t.Helper()
+	testenv.RequireContainers(t)
+	bin := testenv.Build(t)
+	env, _ = testenv.WriteConfig(t, "policies:\n  restricted:\n    mode: harden\n    runAsUser: 1000\n")
+	b := testenv.NewBundle(t, "/bin/sleep", "30")
+	root = testenv.StateRoot(t)
+	id = testenv.ContainerID(t)
+	secrun = filepath.Join(bin, "secrun-restricted")
+	if r := testenv.Run(t, env, secrun, "--root", root, "run", "-d", "--bundle", b.Dir, id); r.Code != 0 {
+		t.Fatalf("run -d: %s", r.Stderr)
+	}
+	return secrun, env, root, id
 }
