@@ -1,6 +1,6 @@
 module github.com/secrun/secrun
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/moby/profiles/apparmor v0.1.0

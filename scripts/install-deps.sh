@@ -23,7 +23,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
-	echo "install-deps: Go is missing; install Go 1.24 or newer" >&2
+	echo "install-deps: Go is missing; install Go 1.26 or newer (the module and its Kubernetes dependencies need it)" >&2
 	exit 1
 fi
 go mod download
