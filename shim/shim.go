@@ -65,7 +65,9 @@ func Main(argv []string, stderr io.Writer) int {
 // fail reports err on stderr and in the runtime log, and returns runc's
 // exit status for a failed command.
 func fail(inv *Invocation, stderr io.Writer, err error) int {
-	msg := err.Error()
+	// One line, whatever the error wraps: containerd shows the runtime
+	// log's last error line, and an admin greps for it.
+	msg := strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(err.Error())
 	fmt.Fprintln(stderr, msg)
 	if inv != nil {
 		if lerr := writeRuntimeLog(inv.Log, inv.LogFormat, "error", msg); lerr != nil {
