@@ -180,7 +180,7 @@ func layeredPolicy(name string, raw json.RawMessage) (*Policy, error) {
 			return nil, err
 		}
 	}
-	if err := strictJSON(raw, p, policyFields()); err != nil {
+	if err := overlayJSON(raw, p); err != nil {
 		return nil, err
 	}
 	p.Name = name
@@ -207,7 +207,7 @@ func presetPolicy(name string, depth int) (*Policy, error) {
 			return nil, err
 		}
 	}
-	if err := strictJSON(j, p, policyFields()); err != nil {
+	if err := overlayJSON(j, p); err != nil {
 		return nil, fmt.Errorf("preset %s: %w", name, err)
 	}
 	p.Name, p.Preset = name, head.Preset
@@ -277,6 +277,26 @@ func strictYAML(b []byte, v any, fields []string) error {
 		return fmt.Errorf("not valid YAML: %w", err)
 	}
 	return strictJSON(j, v, fields)
+}
+
+// overlayJSON decodes a policy document over p, the policy it layers on.
+// A list the document names replaces the inherited one whole: without the
+// reset, encoding/json decodes into the inherited elements and keeps
+// their fields the document leaves out (an allowedDevices entry without
+// access would inherit the preset's "m").
+func overlayJSON(j []byte, p *Policy) error {
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(j, &keys); err == nil {
+		v := reflect.ValueOf(p).Elem()
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+			if _, ok := keys[name]; ok && t.Field(i).Type.Kind() == reflect.Slice {
+				v.Field(i).SetZero()
+			}
+		}
+	}
+	return strictJSON(j, p, policyFields())
 }
 
 var unknownFieldRE = regexp.MustCompile(`unknown field "([^"]*)"`)

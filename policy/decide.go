@@ -44,7 +44,15 @@ func (p *Policy) Decide(env *Env, s *specs.Spec) *Outcome {
 		// Audit works on a copy: it reports, it never writes.
 		target = cloneSpec(s)
 	}
-	intent, err := IntentFromAnnotations(target)
+	sandbox := p.IsSandbox(s)
+	if ClaimsSandbox(s) && !sandbox {
+		env.warn(fmt.Sprintf("the bundle calls itself a Pod sandbox, but its process is %q, not the pause command; checked as a container", s.Process.Args))
+	}
+	var intent *spec.SecurityContext
+	var err error
+	if !sandbox {
+		intent, err = IntentFromAnnotations(target)
+	}
 	if err == nil {
 		var ch []string
 		ch, err = ApplyIntent(env, target, intent)
@@ -59,9 +67,14 @@ func (p *Policy) Decide(env *Env, s *specs.Spec) *Outcome {
 	}
 
 	mode := p.Mode
-	sandbox := IsSandbox(s)
 	if sandbox && mode == Enforce {
+		// The sandbox is the runtime's, not the Pod author's: what a
+		// rewrite can fix is fixed; what it cannot is still refused.
 		mode = Harden
+		env.sandbox = true
+	}
+	if sandbox {
+		env.sandbox = true
 	}
 	switch mode {
 	case Enforce:
@@ -75,7 +88,7 @@ func (p *Policy) Decide(env *Env, s *specs.Spec) *Outcome {
 			o.Decision, o.Err = "refused", err
 		}
 		o.Changes = append(o.Changes, changes...)
-		if left = Refusing(left); len(left) > 0 && !sandbox {
+		if left = Refusing(left); len(left) > 0 {
 			o.Decision, o.Findings = "refused", left
 		}
 		if mode == Audit {

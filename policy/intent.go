@@ -55,16 +55,37 @@ func PodRef(s *specs.Spec) (namespace, name string) {
 	return first(podNamespaceAnnotations), first(podNameAnnotations)
 }
 
-// IsSandbox reports whether the bundle is a Pod's sandbox (pause)
-// container. The Pod's intent is about its own containers, not the pause
-// process the runtime adds.
-func IsSandbox(s *specs.Spec) bool {
+// ClaimsSandbox reports whether the bundle's annotations say it is a Pod's
+// sandbox (pause) container. Annotations are whatever the bundle's writer
+// put there; Policy.IsSandbox decides whether secrun believes it.
+func ClaimsSandbox(s *specs.Spec) bool {
 	for _, k := range containerTypeAnnotations {
 		if s.Annotations[k] == "sandbox" {
 			return true
 		}
 	}
 	return false
+}
+
+// defaultSandboxCommand is the pause image's entrypoint
+// (kubernetes build/pause/Dockerfile), which containerd and CRI-O run as
+// the sandbox's process.
+var defaultSandboxCommand = []string{"/pause"}
+
+// IsSandbox reports whether secrun treats the bundle as a Pod sandbox:
+// it says so, and its process is the pause command. The sandbox is
+// hardened rather than refused for what a rewrite fixes, and the Pod's
+// intent is about its own containers, not the pause process; a bundle
+// that merely calls itself a sandbox gets neither.
+func (p *Policy) IsSandbox(s *specs.Spec) bool {
+	if !ClaimsSandbox(s) || s.Process == nil {
+		return false
+	}
+	want := p.SandboxCommand
+	if len(want) == 0 {
+		want = defaultSandboxCommand
+	}
+	return slices.Equal(s.Process.Args, want)
 }
 
 // ContainerName is the Kubernetes container name the CRI runtime recorded.
@@ -81,9 +102,6 @@ func ContainerName(s *specs.Spec) string {
 // this bundle, Pod-wide overlaid with the container's own. nil means the
 // Pod asked for nothing.
 func IntentFromAnnotations(s *specs.Spec) (*spec.SecurityContext, error) {
-	if IsSandbox(s) {
-		return nil, nil
-	}
 	var out *spec.SecurityContext
 	for _, key := range []string{IntentAnnotation, IntentAnnotationPrefix + ContainerName(s)} {
 		v, ok := s.Annotations[key]

@@ -95,9 +95,18 @@ func TestIntentRefusesLoosening(t *testing.T) {
 func TestIntentIgnoredForSandbox(t *testing.T) {
 	s := withIntent(t, `{"runAsUser":1000}`, "")
 	s.Annotations["io.kubernetes.cri.container-type"] = "sandbox"
+	s.Process.Args = []string{"/pause"}
 	builtin(t, "privileged", "").Decide(noAppArmor(), s)
 	if s.Process.User.UID != 0 {
 		t.Error("intent applied to the sandbox")
+	}
+	// A bundle that only calls itself a sandbox is a container: its
+	// Pod's intent applies.
+	s = withIntent(t, `{"runAsUser":1000}`, "")
+	s.Annotations["io.kubernetes.cri.container-type"] = "sandbox"
+	out := builtin(t, "privileged", "").Decide(noAppArmor(), s)
+	if s.Process.User.UID != 1000 {
+		t.Errorf("intent not applied to a fake sandbox (%s)", out.Decision)
 	}
 }
 

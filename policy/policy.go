@@ -75,8 +75,73 @@ type Policy struct {
 	// the list allows no label. Empty allows any.
 	AllowedSELinuxTypes []string `json:"allowedSELinuxTypes,omitempty"`
 
+	// The rest of the OCI config grants power too: hooks run on the host
+	// as root, a bind mount or a joined namespace is the host's, a device
+	// rule opens host hardware. Each Restrict* field turns one of those
+	// checks on; the zero value checks nothing, as for the fields above.
+
+	// RestrictHooks refuses OCI hooks whose path is not in AllowedHookPaths.
+	RestrictHooks    bool     `json:"restrictHooks"`
+	AllowedHookPaths []string `json:"allowedHookPaths,omitempty"`
+	// RestrictHostPaths refuses bind mounts from the host other than the
+	// Pod's own volumes (kubelet's pod directory, the CRI runtime's
+	// sandbox files) and AllowedHostPaths, as the Pod Security Standards'
+	// hostPath control does (pod-security-admission policy/check_hostPathVolumes.go).
+	RestrictHostPaths bool              `json:"restrictHostPaths"`
+	AllowedHostPaths  []AllowedHostPath `json:"allowedHostPaths,omitempty"`
+	// AllowRuntimeVolumes lets the Pod's own volumes through: the files
+	// and directories the kubelet and the CRI runtime make for this Pod.
+	AllowRuntimeVolumes bool `json:"allowRuntimeVolumes"`
+	// RestrictMounts refuses filesystems other than the container's own
+	// pseudo-filesystems, a second /proc, a writable /sys or cgroupfs,
+	// mounts that land in /proc or /sys through the image's symlinks, and
+	// a root outside the bundle and AllowedRootPaths.
+	RestrictMounts   bool     `json:"restrictMounts"`
+	AllowedRootPaths []string `json:"allowedRootPaths,omitempty"`
+	// RestrictDevices limits device nodes and device cgroup allow rules to
+	// runc's default set plus AllowedDevices; a wildcard counts as "all".
+	RestrictDevices bool            `json:"restrictDevices"`
+	AllowedDevices  []AllowedDevice `json:"allowedDevices,omitempty"`
+	// RestrictUserNamespaces refuses uid and gid mappings that reach host
+	// root, overlap each other, or that secrun cannot read.
+	RestrictUserNamespaces bool `json:"restrictUserNamespaces"`
+	// SeccompFloor, when RuntimeDefault, requires a filter that allows no
+	// more than RuntimeDefault does for the container's capabilities, or
+	// one of the Localhost profiles below seccompProfileRoot.
+	SeccompFloor string `json:"seccompFloor,omitempty"`
+	// MinOOMScoreAdj is the lowest process.oomScoreAdj allowed: below the
+	// kubelet's own values a container can make itself the last thing the
+	// OOM killer takes on the node.
+	MinOOMScoreAdj *int `json:"minOOMScoreAdj,omitempty"`
+	// RestrictPersonality refuses personality flags (ADDR_NO_RANDOMIZE and
+	// the like weaken ASLR) and domains other than LINUX and LINUX32.
+	RestrictPersonality bool `json:"restrictPersonality"`
+	// SandboxCommand is the process a Pod sandbox runs (the pause image's
+	// entrypoint); a bundle that calls itself a sandbox but runs anything
+	// else is checked like any container. Default ["/pause"].
+	SandboxCommand []string `json:"sandboxCommand,omitempty"`
+
 	allowedCaps  []string // nil: any
 	requiredDrop []string
+	devices      []deviceRule
+	hookPaths    map[string]bool
+}
+
+// AllowedHostPath is a host directory (and everything below it) that bind
+// mounts may come from, as PodSecurityPolicy's allowedHostPaths had it.
+type AllowedHostPath struct {
+	PathPrefix string `json:"pathPrefix"`
+	// ReadOnly requires the mount to be read-only.
+	ReadOnly bool `json:"readOnly,omitempty"`
+}
+
+// AllowedDevice is a device a container may be given or open. Major or
+// minor -1 ("*") matches any number.
+type AllowedDevice struct {
+	Type   string `json:"type"`
+	Major  int64  `json:"major"`
+	Minor  int64  `json:"minor"`
+	Access string `json:"access,omitempty"`
 }
 
 // Validate checks a policy's own fields, so a typo in config.yaml fails

@@ -196,6 +196,7 @@ func TestAuditChangesNothing(t *testing.T) {
 func TestSandboxIsHardenedNotRefused(t *testing.T) {
 	s := runcSpec(t)
 	s.Annotations = map[string]string{"io.kubernetes.cri.container-type": "sandbox"}
+	s.Process.Args = []string{"/pause"}
 	out := builtin(t, "restricted", Enforce).Decide(noAppArmor(), s)
 	if out.Refused() {
 		t.Fatalf("sandbox refused: %v", out.Findings)
@@ -203,6 +204,44 @@ func TestSandboxIsHardenedNotRefused(t *testing.T) {
 	if !s.Process.NoNewPrivileges || !spec.Confined(s) {
 		t.Error("sandbox not hardened")
 	}
+	// pause needs no root: harden runs it as the pause image's user.
+	if s.Process.User.UID != 65535 || s.Process.User.GID != 65535 {
+		t.Errorf("sandbox user %d:%d, want 65535:65535", s.Process.User.UID, s.Process.User.GID)
+	}
+}
+
+func TestSandboxClaims(t *testing.T) {
+	for name, tc := range map[string]struct {
+		args   []string
+		edit   func(*specs.Spec)
+		refuse string
+	}{
+		// Only the pause command is believed: anything else that calls
+		// itself a sandbox is checked, and refused, as a container.
+		"fake sandbox running a shell": {args: []string{"sh"}, refuse: "capabilities"},
+		"CRI-O annotation, shell":      {args: []string{"sh"}, edit: func(s *specs.Spec) { s.Annotations = map[string]string{"io.kubernetes.cri-o.ContainerType": "sandbox"} }, refuse: "capabilities"},
+		// A real sandbox still cannot have what no rewrite fixes.
+		"pause in the host network": {args: []string{"/pause"}, edit: func(s *specs.Spec) {
+			s.Linux.Namespaces = slices.DeleteFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.NetworkNamespace })
+		}, refuse: "hostNamespaces"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := runcSpec(t)
+			s.Annotations = map[string]string{"io.kubernetes.cri.container-type": "sandbox"}
+			s.Process.Args = tc.args
+			if tc.edit != nil {
+				tc.edit(s)
+			}
+			out := builtin(t, "restricted", Enforce).Decide(noAppArmor(), s)
+			if !out.Refused() || !hasRule(out.Findings, tc.refuse) {
+				t.Fatalf("decision %s findings %v, want refused for %s", out.Decision, out.Findings, tc.refuse)
+			}
+		})
+	}
+}
+
+func hasRule(fs []Finding, rule string) bool {
+	return slices.ContainsFunc(fs, func(f Finding) bool { return f.Rule == rule })
 }
 
 func TestAppArmorDefault(t *testing.T) {

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -43,9 +44,22 @@ func (f Finding) String() string {
 type Env struct {
 	AppArmor           spec.AppArmorHost
 	SeccompProfileRoot string
+	// BundleDir is the bundle being checked, which relative root paths
+	// and the rootfs containment are read against; empty for an exec
+	// process or a lone config.json.
+	BundleDir string
+	// ContainerID is the id the runtime was called with.
+	ContainerID string
 	// Warn receives what secrun skipped and why (AppArmor on a kernel
 	// without it); nil drops warnings.
 	Warn func(string)
+
+	// originalCaps is the bounding set before hardening, for rules whose
+	// fix depends on what the bundle came with.
+	originalCaps []string
+	// sandbox marks a verified Pod sandbox, whose pause process runs as
+	// any user.
+	sandbox bool
 }
 
 func (e *Env) warn(msg string) {
@@ -70,7 +84,13 @@ type rule struct {
 var rules = []rule{
 	{name: "privileged", check: checkPrivileged},
 	{name: "hostNamespaces", check: checkHostNamespaces},
+	{name: "userNamespace", check: checkUserNamespace},
+	{name: "hooks", check: checkHooks},
+	{name: "mounts", check: checkMounts},
+	{name: "processPaths", process: true, check: checkProcessPaths},
 	{name: "devices", check: checkDevices},
+	{name: "oomScoreAdj", process: true, check: checkOOMScoreAdj},
+	{name: "personality", check: checkPersonality},
 	{name: "capabilities", process: true, check: checkCapabilities, fix: fixCapabilities},
 	{name: "noNewPrivileges", process: true, check: checkNoNewPrivileges, fix: fixNoNewPrivileges},
 	{name: "runAsNonRoot", process: true, check: checkRunAsNonRoot, fix: fixRunAsNonRoot},
@@ -79,7 +99,9 @@ var rules = []rule{
 	{name: "sysctls", check: checkSysctls},
 	{name: "seLinux", process: true, check: checkSELinux},
 	{name: "appArmor", process: true, check: checkAppArmor, fix: fixAppArmor},
-	{name: "seccomp", check: checkSeccomp, fix: fixSeccomp},
+	{name: "seccomp", check: func(p *Policy, env *Env, s *specs.Spec) []Finding {
+		return append(checkSeccomp(p, env, s), checkSeccompFloor(p, env, s)...)
+	}, fix: fixSeccomp},
 }
 
 // RuleNames lists the rules in the order they apply.
@@ -124,6 +146,27 @@ func (p *Policy) compile() error {
 			return fmt.Errorf("policy %s: kubernetesVersion: %w", p.Name, err)
 		}
 	}
+	if err := p.compileHooks(); err != nil {
+		return err
+	}
+	if err := p.compileDevices(); err != nil {
+		return err
+	}
+	switch p.SeccompFloor {
+	case "", spec.SeccompRuntimeDefault:
+	default:
+		return fmt.Errorf("policy %s: seccompFloor %q is not valid; use RuntimeDefault or leave it out", p.Name, p.SeccompFloor)
+	}
+	for _, a := range p.AllowedHostPaths {
+		if !filepath.IsAbs(a.PathPrefix) {
+			return fmt.Errorf("policy %s: allowedHostPaths: pathPrefix %q must be an absolute path", p.Name, a.PathPrefix)
+		}
+	}
+	for _, r := range p.AllowedRootPaths {
+		if !filepath.IsAbs(r) || filepath.Clean(r) == "/" {
+			return fmt.Errorf("policy %s: allowedRootPaths: %q must be an absolute directory other than /", p.Name, r)
+		}
+	}
 	if p.RunAsUser != nil && *p.RunAsUser <= 0 && p.RunAsNonRoot {
 		return fmt.Errorf("policy %s: runAsUser must be a non-zero uid when runAsNonRoot is set", p.Name)
 	}
@@ -166,6 +209,15 @@ func (p *Policy) HardenProcess(env *Env, proc *specs.Process) (left []Finding, c
 }
 
 func (p *Policy) harden(env *Env, s *specs.Spec, processOnly bool) ([]Finding, []string, error) {
+	e := Env{}
+	if env != nil {
+		e = *env
+	}
+	e.originalCaps = []string{}
+	if s.Process != nil && s.Process.Capabilities != nil {
+		e.originalCaps = slices.Clone(s.Process.Capabilities.Bounding)
+	}
+	env = &e
 	var left []Finding
 	var changes []string
 	for _, r := range rules {
@@ -225,33 +277,6 @@ func checkPrivileged(p *Policy, _ *Env, s *specs.Spec) []Finding {
 		Fix:     "remove securityContext.privileged: true, or run the Pod with a RuntimeClass whose policy allows privileged containers"}}
 }
 
-func checkHostNamespaces(p *Policy, _ *Env, s *specs.Spec) []Finding {
-	if p.AllowHostNamespaces {
-		return nil
-	}
-	var out []Finding
-	for _, ns := range []struct {
-		t     specs.LinuxNamespaceType
-		field string
-	}{{specs.NetworkNamespace, "hostNetwork"}, {specs.PIDNamespace, "hostPID"}, {specs.IPCNamespace, "hostIPC"}} {
-		if !spec.HasNamespace(s, ns.t) {
-			out = append(out, Finding{Rule: "hostNamespaces", Field: "linux.namespaces",
-				Problem: fmt.Sprintf("no %s namespace: the container shares the host's", ns.t),
-				Fix:     fmt.Sprintf("remove %s: true from the Pod spec", ns.field)})
-		}
-	}
-	return out
-}
-
-func checkDevices(p *Policy, _ *Env, s *specs.Spec) []Finding {
-	if p.AllowPrivileged || !spec.AllowsAllDevices(s) {
-		return nil
-	}
-	return []Finding{{Rule: "devices", Field: "linux.resources.devices",
-		Problem: "the device cgroup allows every device",
-		Fix:     "remove the allow-all device rule (it comes with privileged: true)"}}
-}
-
 func checkCapabilities(p *Policy, _ *Env, s *specs.Spec) []Finding {
 	bad := p.forbiddenCaps(s.Process)
 	if len(bad) == 0 {
@@ -283,23 +308,33 @@ func fixNoNewPrivileges(*Policy, *Env, *specs.Spec) spec.Option {
 	return spec.WithNoNewPrivileges(true)
 }
 
-func checkRunAsNonRoot(p *Policy, _ *Env, s *specs.Spec) []Finding {
+func checkRunAsNonRoot(p *Policy, env *Env, s *specs.Spec) []Finding {
 	if !p.RunAsNonRoot || s.Process == nil || s.Process.User.UID != 0 {
 		return nil
 	}
-	return []Finding{{Rule: "runAsNonRoot", Field: "process.user.uid", Fixable: p.RunAsUser != nil,
+	return []Finding{{Rule: "runAsNonRoot", Field: "process.user.uid", Fixable: p.RunAsUser != nil || (env != nil && env.sandbox),
 		Problem: "the container would run as uid 0 (root), and runAsNonRoot needs a non-zero uid",
 		Fix:     "set securityContext.runAsUser to a non-zero uid (or USER in the image), or give the policy a runAsUser for harden mode"}}
 }
 
-func fixRunAsNonRoot(p *Policy, _ *Env, _ *specs.Spec) spec.Option {
-	if p.RunAsUser == nil {
+// pauseUser is the user the pause image declares (kubernetes
+// build/pause/Dockerfile: USER 65535:65535); containerd runs the sandbox as
+// root unless the Pod sets runAsUser, but pause needs no privilege.
+const pauseUser = 65535
+
+func fixRunAsNonRoot(p *Policy, env *Env, _ *specs.Spec) spec.Option {
+	uid, gid := p.RunAsUser, p.RunAsGroup
+	if uid == nil && env != nil && env.sandbox {
+		u := int64(pauseUser)
+		uid, gid = &u, &u
+	}
+	if uid == nil {
 		return nil
 	}
 	return func(s *specs.Spec) error {
-		s.Process.User.UID = uint32(*p.RunAsUser)
-		if p.RunAsGroup != nil {
-			s.Process.User.GID = uint32(*p.RunAsGroup)
+		s.Process.User.UID = uint32(*uid)
+		if gid != nil {
+			s.Process.User.GID = uint32(*gid)
 		}
 		return nil
 	}
@@ -401,7 +436,15 @@ func checkSeccomp(p *Policy, _ *Env, s *specs.Spec) []Finding {
 		Fix:     "set securityContext.seccompProfile.type: RuntimeDefault (or Localhost)"}}
 }
 
-func fixSeccomp(p *Policy, env *Env, _ *specs.Spec) spec.Option {
+func fixSeccomp(p *Policy, env *Env, s *specs.Spec) spec.Option {
+	if spec.Confined(s) {
+		// The filter is there but weaker than the floor: only the
+		// runtime's RuntimeDefault for more capabilities is rewritten.
+		if env.originalWithinFloor(s) {
+			return spec.WithRuntimeDefaultSeccomp()
+		}
+		return nil
+	}
 	kind, file, _ := strings.Cut(p.Seccomp, "/")
 	switch kind {
 	case "Localhost":

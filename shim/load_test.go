@@ -22,10 +22,12 @@ func TestLoadConcurrentCreates(t *testing.T) {
 	}
 	testenv.RequireContainers(t)
 	bin := testenv.Build(t)
-	env, audit := testenv.WriteConfig(t, "policies:\n  restricted:\n    mode: harden\n    runAsUser: 1000\n")
+	base := testenv.NewBundle(t, "/bin/sleep", "60")
+	// The shared rootfs is outside each bundle, as CRI-O's image roots
+	// are: the admin names where such roots live.
+	env, audit := testenv.WriteConfig(t, fmt.Sprintf("policies:\n  restricted:\n    mode: harden\n    runAsUser: 1000\n    allowedRootPaths: [%s]\n", base.Dir))
 	root := testenv.StateRoot(t)
 	const n = 100
-	base := testenv.NewBundle(t, "/bin/sleep", "60")
 	raw, _ := os.ReadFile(base.Path())
 	rootfs := filepath.Join(base.Dir, "rootfs")
 

@@ -83,6 +83,7 @@ func apply(inv *Invocation, cfg *policy.Config, pol *policy.Policy, stderr io.Wr
 	env := &policy.Env{
 		AppArmor:           spec.HostAppArmor{},
 		SeccompProfileRoot: cfg.SeccompProfileRoot,
+		ContainerID:        inv.ContainerID,
 	}
 	rec := &AuditRecord{Command: inv.Command, Container: inv.ContainerID, Policy: pol.Name, Mode: pol.Mode}
 	var err error
@@ -124,11 +125,12 @@ func applyBundle(inv *Invocation, pol *policy.Policy, env *policy.Env, rec *Audi
 		return fmt.Errorf("secrun: bundle: %w", err)
 	}
 	rec.Bundle = dir
+	env.BundleDir = dir
 	doc, err := bundle.Load[specs.Spec](filepath.Join(dir, "config.json"))
 	if err != nil {
 		return fmt.Errorf("secrun: cannot apply policy %s: %w", pol.Name, err)
 	}
-	rec.Sandbox = policy.IsSandbox(doc.Value)
+	rec.Sandbox = pol.IsSandbox(doc.Value)
 	rec.Namespace, rec.Pod = policy.PodRef(doc.Value)
 	rec.ContainerName = policy.ContainerName(doc.Value)
 	return conclude(inv, pol, rec, pol.Decide(env, doc.Value), "config.json", doc.Save)

@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -511,7 +509,7 @@ func checkSysctlNamespace(n string, class SysctlClass, s *specs.Spec) error {
 			}
 		}
 	}
-	if ns != nil && (ns.Path == "" || !sameNamespaceAsOurs(t, ns.Path)) {
+	if ns != nil && (ns.Path == "" || !IsHostNamespace(t, ns.Path)) {
 		return nil
 	}
 	where := "the spec has no " + string(t) + " namespace"
@@ -520,34 +518,6 @@ func checkSysctlNamespace(n string, class SysctlClass, s *specs.Spec) error {
 	}
 	fix := "remove the sysctl or give the Pod its own " + string(t) + " namespace (no " + class.hostFlag() + ")"
 	return fmt.Errorf("%s: %w: it belongs to the %s namespace, but %s, so it would change the host; %s", n, ErrSysctlHostNS, class, where, fix)
-}
-
-// sameNamespaceAsOurs reports whether path is the namespace of type t
-// that this process is in, which for the runtime means the host's. Errors
-// answer false: runc will fail on a path it cannot open anyway.
-func sameNamespaceAsOurs(t specs.LinuxNamespaceType, path string) bool {
-	var self string
-	switch t {
-	case specs.NetworkNamespace:
-		self = "/proc/self/ns/net"
-	case specs.IPCNamespace:
-		self = "/proc/self/ns/ipc"
-	case specs.UTSNamespace:
-		self = "/proc/self/ns/uts"
-	default:
-		return false
-	}
-	a, err := os.Stat(path)
-	if err != nil {
-		return false
-	}
-	b, err := os.Stat(self)
-	if err != nil {
-		return false
-	}
-	sa, ok1 := a.Sys().(*syscall.Stat_t)
-	sb, ok2 := b.Sys().(*syscall.Stat_t)
-	return ok1 && ok2 && sa.Dev == sb.Dev && sa.Ino == sb.Ino
 }
 
 // WithSysctls checks every sysctl against p and the spec's namespaces,

@@ -35,7 +35,11 @@ var explainCommand = &cli.Command{
 		if err != nil {
 			return err
 		}
-		env := &policy.Env{AppArmor: spec.HostAppArmor{}, SeccompProfileRoot: cfg.SeccompProfileRoot}
+		dir, err := filepath.Abs(c.Args().First())
+		if err != nil {
+			return err
+		}
+		env := &policy.Env{AppArmor: spec.HostAppArmor{}, SeccompProfileRoot: cfg.SeccompProfileRoot, BundleDir: dir}
 		out := pol.Decide(env, doc.Value)
 		if c.Bool("config-json") {
 			b, err := doc.Marshal()

@@ -16,20 +16,32 @@ import (
 	"time"
 )
 
-// RequireContainers skips t unless real containers can run here.
+// RequireContainers skips t unless real containers can run here. Under
+// CI=true a missing requirement fails the test instead: CI installs what
+// the tests need, so a skip there would hide a broken setup.
 func RequireContainers(t testing.TB) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("skipped: starting containers needs root")
+		Missing(t, "starting containers needs root")
 	}
 	runc, err := exec.LookPath("runc")
 	if err != nil {
-		t.Skip("skipped: runc is not installed (apt-get install runc)")
+		Missing(t, "runc is not installed (apt-get install runc)")
 	}
 	if _, err := os.Stat("/bin/busybox"); err != nil {
-		t.Skip("skipped: /bin/busybox missing (apt-get install busybox-static)")
+		Missing(t, "/bin/busybox missing (apt-get install busybox-static)")
 	}
 	return runc
+}
+
+// Missing ends t for a requirement this machine lacks: a skip with the
+// reason, or a failure under CI=true.
+func Missing(t testing.TB, why string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI=true and %s", why)
+	}
+	t.Skip("skipped: " + why)
 }
 
 // ModuleRoot is the repository root.

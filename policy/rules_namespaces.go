@@ -1,0 +1,69 @@
+package policy
+
+import (
+	"fmt"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/secrun/secrun/spec"
+)
+
+// requiredNamespaces are the namespaces every container gets unless its
+// Pod shares the host's; the Kubernetes field that shares each one is the
+// fix to name. The kubelet shares UTS with hostNetwork
+// (pkg/kubelet/kuberuntime/util.go namespacesForPod), and there is no
+// field at all for the host's mount namespace.
+var requiredNamespaces = []struct {
+	t     specs.LinuxNamespaceType
+	field string
+}{
+	{specs.NetworkNamespace, "hostNetwork: true"},
+	{specs.PIDNamespace, "hostPID: true"},
+	{specs.IPCNamespace, "hostIPC: true"},
+	{specs.UTSNamespace, "hostNetwork: true"},
+	{specs.MountNamespace, ""},
+}
+
+// checkHostNamespaces reads linux.namespaces the way runc does
+// (libcontainer/specconv): a type left out is the runtime's, and so is a
+// path that names the runtime's own namespace, since secrun runs where
+// runc runs. runc refuses a type twice or one it does not know; so does
+// secrun, so that what it checked is the entry runc uses.
+func checkHostNamespaces(p *Policy, _ *Env, s *specs.Spec) []Finding {
+	if p.AllowHostNamespaces {
+		return nil
+	}
+	var out []Finding
+	seen := map[specs.LinuxNamespaceType]bool{}
+	if s.Linux != nil {
+		for i, ns := range s.Linux.Namespaces {
+			field := fmt.Sprintf("linux.namespaces[%d]", i)
+			switch {
+			case !spec.KnownNamespaceType(ns.Type):
+				out = append(out, Finding{Rule: "hostNamespaces", Field: field + ".type",
+					Problem: fmt.Sprintf("namespace type %q is unknown to runc", ns.Type),
+					Fix:     "use one of pid, network, mount, ipc, uts, user, cgroup, time"})
+			case seen[ns.Type]:
+				out = append(out, Finding{Rule: "hostNamespaces", Field: field + ".type",
+					Problem: fmt.Sprintf("the %s namespace is listed twice", ns.Type),
+					Fix:     "list each namespace type once"})
+			}
+			seen[ns.Type] = true
+		}
+	}
+	for _, r := range requiredNamespaces {
+		ns := spec.Namespace(s, r.t)
+		fix := "give the container its own " + string(r.t) + " namespace"
+		if r.field != "" {
+			fix = "remove " + r.field + " from the Pod spec"
+		}
+		switch {
+		case ns == nil:
+			out = append(out, Finding{Rule: "hostNamespaces", Field: "linux.namespaces",
+				Problem: fmt.Sprintf("no %s namespace: the container shares the host's", r.t), Fix: fix})
+		case spec.IsHostNamespace(r.t, ns.Path):
+			out = append(out, Finding{Rule: "hostNamespaces", Field: "linux.namespaces[type=" + string(r.t) + "].path",
+				Problem: fmt.Sprintf("%s namespace path %s is the host's own %s namespace", r.t, ns.Path, r.t), Fix: fix})
+		}
+	}
+	return out
+}

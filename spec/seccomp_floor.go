@@ -1,0 +1,218 @@
+package spec
+
+import (
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+
+	mobyseccomp "github.com/moby/profiles/seccomp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// allowingActions are the actions under which a syscall runs: LOG and
+// TRACE let it through (TRACE to whatever tracer is attached), NOTIFY
+// hands the decision to a user-space agent.
+var denyingActions = []specs.LinuxSeccompAction{specs.ActErrno, specs.ActKill, specs.ActKillProcess, specs.ActKillThread, specs.ActTrap}
+
+func denies(a specs.LinuxSeccompAction) bool { return slices.Contains(denyingActions, a) }
+
+// conjunction is one set of argument conditions that must all hold, in a
+// canonical order so that sets compare.
+type conjunction []specs.LinuxSeccompArg
+
+func (c conjunction) subsetOf(o conjunction) bool {
+	for _, a := range c {
+		if !slices.Contains(o, a) {
+			return false
+		}
+	}
+	return true
+}
+
+// conjunctions is how runc compiles one rule's args
+// (libcontainer/seccomp/seccomp_linux.go matchCall): conditions on an
+// argument index that appears once are ANDed into one libseccomp rule,
+// and each condition on an index that appears more than once becomes a
+// rule of its own. The rule allows a call when any conjunction holds.
+func conjunctions(args []specs.LinuxSeccompArg) []conjunction {
+	count := map[uint]int{}
+	for _, a := range args {
+		count[a.Index]++
+	}
+	var out []conjunction
+	var and conjunction
+	for _, a := range args {
+		if count[a.Index] > 1 {
+			out = append(out, conjunction{a})
+		} else {
+			and = append(and, a)
+		}
+	}
+	if len(and) > 0 || len(args) == 0 {
+		out = append(out, and)
+	}
+	return out
+}
+
+// SeccompWithin reports how profile allows more than floor does; an empty
+// answer means every call profile lets run, floor lets run too.
+//
+// The test is sufficient, not exact: profile passes when its default
+// action denies, it asks for no weaker flag, and every conjunction of
+// every allowing rule is implied by (has at least the conditions of) a
+// conjunction floor allows unconditionally for that syscall. Where floor
+// itself mixes allowing and denying rules for a syscall, only the same
+// rules pass, since libseccomp's precedence between them is floor's.
+func SeccompWithin(profile, floor *specs.LinuxSeccomp) []string {
+	if profile == nil {
+		return []string{"there is no seccomp filter"}
+	}
+	var why []string
+	if !denies(profile.DefaultAction) {
+		why = append(why, fmt.Sprintf("defaultAction %s lets every syscall no rule names run", profile.DefaultAction))
+	}
+	for _, f := range profile.Flags {
+		if f == specs.LinuxSeccompFlagSpecAllow {
+			why = append(why, "flag SECCOMP_FILTER_FLAG_SPEC_ALLOW turns off the speculative-execution mitigation")
+		}
+	}
+	type floorRules struct {
+		allow []conjunction
+		mixed []specs.LinuxSyscall
+	}
+	byName := map[string]*floorRules{}
+	for _, r := range floor.Syscalls {
+		for _, n := range r.Names {
+			fr := byName[n]
+			if fr == nil {
+				fr = &floorRules{}
+				byName[n] = fr
+			}
+			fr.mixed = append(fr.mixed, specs.LinuxSyscall{Names: []string{n}, Action: r.Action, ErrnoRet: r.ErrnoRet, Args: r.Args})
+			if r.Action == specs.ActAllow {
+				fr.allow = append(fr.allow, conjunctions(r.Args)...)
+			}
+		}
+	}
+	hasDeny := func(fr *floorRules) bool {
+		for _, r := range fr.mixed {
+			if r.Action != specs.ActAllow {
+				return true
+			}
+		}
+		return false
+	}
+	var extra []string
+	for _, r := range profile.Syscalls {
+		if denies(r.Action) {
+			continue
+		}
+		for _, n := range r.Names {
+			fr := byName[n]
+			if fr == nil {
+				extra = append(extra, n)
+				continue
+			}
+			if hasDeny(fr) {
+				if !sameRules(profile, n, fr.mixed) {
+					extra = append(extra, n)
+				}
+				continue
+			}
+			for _, c := range conjunctions(r.Args) {
+				if !slices.ContainsFunc(fr.allow, func(g conjunction) bool { return g.subsetOf(c) }) {
+					extra = append(extra, n)
+					break
+				}
+			}
+		}
+	}
+	if len(extra) > 0 {
+		sort.Strings(extra)
+		extra = slices.Compact(extra)
+		why = append(why, fmt.Sprintf("it allows %s beyond RuntimeDefault", strings.Join(extra, ", ")))
+	}
+	return why
+}
+
+// sameRules reports whether profile's rules for syscall n are exactly
+// want (as per-name rules).
+func sameRules(profile *specs.LinuxSeccomp, n string, want []specs.LinuxSyscall) bool {
+	var got []specs.LinuxSyscall
+	for _, r := range profile.Syscalls {
+		if slices.Contains(r.Names, n) {
+			got = append(got, specs.LinuxSyscall{Names: []string{n}, Action: r.Action, ErrnoRet: r.ErrnoRet, Args: r.Args})
+		}
+	}
+	return reflect.DeepEqual(got, want)
+}
+
+// RuntimeDefaultFor is the RuntimeDefault profile of a container with
+// s's capabilities: the floor restricted holds every filter to.
+func RuntimeDefaultFor(s *specs.Spec) (*specs.LinuxSeccomp, error) {
+	return mobyseccomp.GetDefaultProfile(withBounding(s))
+}
+
+// Limits on the search of the profile root: the kubelet's root holds a
+// handful of files; a huge tree is not worth a slow create.
+const (
+	maxProfileFiles = 256
+)
+
+// LocalhostProfileOf returns the file below root whose profile is exactly
+// p, read as containerd reads a Localhost profile (OCI JSON decoded into
+// LinuxSeccomp) or as secrun's own Localhost option writes it (Docker form
+// for s's capabilities). It answers "" when none is. Links are not
+// followed: a profile the admin placed is a regular file below root.
+func LocalhostProfileOf(root string, p *specs.LinuxSeccomp, s *specs.Spec) string {
+	if p == nil || root == "" {
+		return ""
+	}
+	want, err := json.Marshal(p)
+	if err != nil {
+		return ""
+	}
+	found, seen := "", 0
+	_ = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || found != "" {
+			return filepath.SkipDir
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		if seen++; seen > maxProfileFiles {
+			return fs.SkipAll
+		}
+		rel, err := filepath.Rel(root, path)
+		if err != nil {
+			return nil
+		}
+		body, err := ReadLocalhostProfile(root, rel)
+		if err != nil {
+			return nil
+		}
+		var oci specs.LinuxSeccomp
+		if json.Unmarshal(body, &oci) == nil && sameProfile(&oci, want) {
+			found = rel
+			return fs.SkipAll
+		}
+		if checkProfileShape(body) == nil {
+			if m, err := mobyseccomp.LoadProfile(string(body), withBounding(s)); err == nil && m != nil && sameProfile(m, want) {
+				found = rel
+				return fs.SkipAll
+			}
+		}
+		return nil
+	})
+	return found
+}
+
+func sameProfile(p *specs.LinuxSeccomp, want []byte) bool {
+	b, err := json.Marshal(p)
+	return err == nil && string(b) == string(want)
+}
