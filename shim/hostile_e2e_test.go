@@ -71,18 +71,24 @@ func hostileCases() []hostileCase {
 		},
 		rule: "hooks", field: "hooks.createRuntime[0].path",
 	}, {
-		name:  "host network namespace by path",
-		edit:  func(t *testing.T, b *testenv.Bundle, _ string) { setNamespacePath(b, "network", fmt.Sprintf("/proc/%d/ns/net", self)) },
+		name: "host network namespace by path",
+		edit: func(t *testing.T, b *testenv.Bundle, _ string) {
+			setNamespacePath(b, "network", fmt.Sprintf("/proc/%d/ns/net", self))
+		},
 		probe: fmt.Sprintf(`[ "$(busybox readlink /proc/self/ns/net)" = %q ] && echo GOT-THROUGH`, mustReadlink("/proc/self/ns/net")),
 		rule:  "hostNamespaces", field: "linux.namespaces[type=network].path",
 	}, {
-		name:  "host IPC namespace by path",
-		edit:  func(t *testing.T, b *testenv.Bundle, _ string) { setNamespacePath(b, "ipc", fmt.Sprintf("/proc/%d/ns/ipc", self)) },
+		name: "host IPC namespace by path",
+		edit: func(t *testing.T, b *testenv.Bundle, _ string) {
+			setNamespacePath(b, "ipc", fmt.Sprintf("/proc/%d/ns/ipc", self))
+		},
 		probe: fmt.Sprintf(`[ "$(busybox readlink /proc/self/ns/ipc)" = %q ] && echo GOT-THROUGH`, mustReadlink("/proc/self/ns/ipc")),
 		rule:  "hostNamespaces", field: "linux.namespaces[type=ipc].path",
 	}, {
-		name:  "host UTS namespace by path",
-		edit:  func(t *testing.T, b *testenv.Bundle, _ string) { setNamespacePath(b, "uts", fmt.Sprintf("/proc/%d/ns/uts", self)) },
+		name: "host UTS namespace by path",
+		edit: func(t *testing.T, b *testenv.Bundle, _ string) {
+			setNamespacePath(b, "uts", fmt.Sprintf("/proc/%d/ns/uts", self))
+		},
 		probe: fmt.Sprintf(`[ "$(busybox readlink /proc/self/ns/uts)" = %q ] && echo GOT-THROUGH`, mustReadlink("/proc/self/ns/uts")),
 		rule:  "hostNamespaces", field: "linux.namespaces[type=uts].path",
 	}, {
