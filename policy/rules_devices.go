@@ -94,7 +94,23 @@ func (p *Policy) compileDevices() error {
 	return nil
 }
 
+// defaultDevices are what runc allows every container
+// (libcontainer/specconv AllowedDevices) and containerd lists in its
+// default spec (oci WithDefaultUnixDevices): mknod of any node, and null,
+// zero, full, random, urandom, tty, console, ptmx, the pseudo-terminals
+// and tun. They are always allowed; allowedDevices adds to them.
+var defaultDevices = []deviceRule{
+	{"c", -1, -1, "m"}, {"b", -1, -1, "m"},
+	{"c", 1, 3, "rwm"}, {"c", 1, 5, "rwm"}, {"c", 1, 7, "rwm"}, {"c", 1, 8, "rwm"}, {"c", 1, 9, "rwm"},
+	{"c", 5, 0, "rwm"}, {"c", 5, 1, "rwm"}, {"c", 5, 2, "rwm"}, {"c", 136, -1, "rwm"}, {"c", 10, 200, "rwm"},
+}
+
 func (p *Policy) deviceAllowed(want deviceRule) bool {
+	for _, r := range defaultDevices {
+		if r.covers(want) {
+			return true
+		}
+	}
 	for _, r := range p.devices {
 		if r.covers(want) {
 			return true
