@@ -21,7 +21,7 @@ func checkSeccompFloor(p *Policy, env *Env, s *specs.Spec) []Finding {
 	if err != nil {
 		return []Finding{{Rule: "seccomp", Field: "linux.seccomp", Problem: "RuntimeDefault cannot be generated to compare with: " + err.Error(), Fix: "report this as a secrun bug"}}
 	}
-	why := spec.SeccompWithin(s.Linux.Seccomp, floor)
+	why := spec.SeccompWithinRuntimeDefault(s.Linux.Seccomp, floor)
 	if len(why) == 0 {
 		return nil
 	}
@@ -51,7 +51,7 @@ func (e *Env) originalWithinFloor(s *specs.Spec) bool {
 	}
 	orig := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: e.originalCaps}}}
 	floor, err := spec.RuntimeDefaultFor(orig)
-	return err == nil && len(spec.SeccompWithin(s.Linux.Seccomp, floor)) == 0
+	return err == nil && len(spec.SeccompWithinRuntimeDefault(s.Linux.Seccomp, floor)) == 0
 }
 
 func joinSemi(s []string) string {

@@ -33,9 +33,19 @@ func (r *refusal) Error() string {
 	}
 	msg := fmt.Sprintf("secrun: %s: %s", who, r.findings[0])
 	if n := len(r.findings) - 1; n > 0 {
+		// Each rule once, with a count where it found more than one thing:
+		// a privileged bundle has a device finding per host device.
 		var rules []string
+		count := map[string]int{}
 		for _, f := range r.findings[1:] {
-			rules = append(rules, f.Rule)
+			if count[f.Rule]++; count[f.Rule] == 1 {
+				rules = append(rules, f.Rule)
+			}
+		}
+		for i, rule := range rules {
+			if c := count[rule]; c > 1 {
+				rules[i] = fmt.Sprintf("%s ×%d", rule, c)
+			}
 		}
 		msg += fmt.Sprintf(" (and %d more: %s; `secrunctl explain` lists them)", n, strings.Join(rules, ", "))
 	}

@@ -43,6 +43,12 @@ func TestRefusalIsOneLine(t *testing.T) {
 		{Rule: "privileged", Field: "process.capabilities", Problem: "privileged", Fix: "drop it"},
 		{Rule: "devices", Field: "linux.resources.devices", Problem: "all devices", Fix: "remove"},
 	}}
+	twice := &refusal{policy: "baseline", mode: policy.Enforce, id: "c1", findings: []policy.Finding{
+		{Rule: "privileged"}, {Rule: "devices"}, {Rule: "devices"}, {Rule: "mounts"},
+	}}
+	if got := twice.Error(); !strings.Contains(got, "(and 3 more: devices ×2, mounts;") {
+		t.Errorf("rules are not counted once each: %s", got)
+	}
 	got := r.Error()
 	if strings.Contains(got, "\n") || !strings.Contains(got, "policy baseline (enforce) refused container c1: privileged") ||
 		!strings.Contains(got, "fix: drop it") || !strings.Contains(got, "and 1 more: devices") {

@@ -133,7 +133,11 @@ func newEnv(t *testing.T) *env {
 	t.Logf("built secrun, probe and pause in %v", time.Since(start).Round(time.Millisecond))
 
 	e.mkdir("secrun")
-	e.write("secrun/config.yaml", "auditLog: "+e.audit+"\n"+secrunConfig)
+	// The probe's scratch directories are hostPath volumes, which
+	// baseline refuses unless the admin allows them, as a node admin
+	// would for a log directory.
+	allow := "    allowedHostPaths: [{pathPrefix: " + filepath.Join(e.dir, "scratch") + "}]\n"
+	e.write("secrun/config.yaml", "auditLog: "+e.audit+"\n"+secrunConfig+allow+"  baseline:\n"+allow)
 	if e.crictl != "" {
 		e.writeCNI()
 		ep := "unix://" + e.sock
