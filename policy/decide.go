@@ -9,10 +9,23 @@ import (
 	"github.com/secrun/secrun/spec"
 )
 
+// Decision is what a policy makes of a bundle or an exec process.
+type Decision string
+
+const (
+	// Allowed: the document complies as it is.
+	Allowed Decision = "allowed"
+	// Hardened: the document was rewritten until it complied.
+	Hardened Decision = "hardened"
+	// Refused: the container or exec must not start.
+	Refused Decision = "refused"
+	// Audited: audit mode found what enforce or harden would act on.
+	Audited Decision = "audited"
+)
+
 // Outcome is what a policy makes of one bundle or exec process.
 type Outcome struct {
-	// Decision is allowed, hardened, refused or audited.
-	Decision string
+	Decision Decision
 	// Changes lists what was rewritten (harden, intent).
 	Changes []string
 	// Findings are the violations: the refusing ones when refused, all
@@ -25,14 +38,72 @@ type Outcome struct {
 }
 
 // Refused reports whether the container must not start.
-func (o *Outcome) Refused() bool { return o.Decision == "refused" }
+func (o *Outcome) Refused() bool { return o.Decision == Refused }
+
+// subject is what a decision works on, a bundle or an exec process, so
+// that one state machine serves both.
+type subject struct {
+	// check returns the findings of the working document.
+	check func(env *Env) []Finding
+	// harden rewrites the working document and returns what no rewrite
+	// fixed.
+	harden func(env *Env) (left []Finding, changes []string, err error)
+	// original returns the findings of the document as read, for audit,
+	// whose working document is a copy.
+	original func(env *Env) []Finding
+	// finish runs once the document complies (ambient capabilities, the
+	// default AppArmor profile loaded).
+	finish func(env *Env, mode Mode) (changes []string, err error)
+}
+
+// decide is the mode state machine: enforce refuses on any finding,
+// harden rewrites and refuses what is left, audit hardens a copy and
+// reports.
+func decide(env *Env, mode Mode, o *Outcome, d subject) *Outcome {
+	switch mode {
+	case Enforce:
+		if f := Refusing(d.check(env)); len(f) > 0 {
+			o.Decision, o.Findings = Refused, f
+			return o
+		}
+	case Harden, Audit:
+		left, changes, err := d.harden(env)
+		o.Changes = append(o.Changes, changes...)
+		if err != nil {
+			o.Decision, o.Err = Refused, err
+		} else if left = Refusing(left); len(left) > 0 {
+			o.Decision, o.Findings = Refused, left
+		}
+		if mode == Audit {
+			if o.Decision == Refused || len(o.Changes) > 0 {
+				o.Decision, o.Findings = Audited, d.original(env)
+				return o
+			}
+			o.Decision = ""
+		}
+		if o.Decision != "" {
+			return o
+		}
+	}
+	changes, err := d.finish(env, mode)
+	if err != nil {
+		o.Decision, o.Err = Refused, err
+		return o
+	}
+	o.Changes = append(o.Changes, changes...)
+	o.Decision = Allowed
+	if len(o.Changes) > 0 {
+		o.Decision = Hardened
+	}
+	return o
+}
 
 // Decide applies the Pod's intent and the policy to s in place, by mode.
 // The caller writes s back only when the outcome is not refused and the
 // mode is not audit (Decide leaves s unchanged in audit mode).
 //
-// A sandbox (pause) container is hardened and never refused: the user
-// cannot change it, and the Pod's own containers carry the decision.
+// A verified Pod sandbox is hardened even in enforce mode (the user
+// cannot change it), and refused only for what no rewrite fixes.
 func (p *Policy) Decide(env *Env, s *specs.Spec) *Outcome {
 	o := &Outcome{}
 	var warns []string
@@ -59,67 +130,39 @@ func (p *Policy) Decide(env *Env, s *specs.Spec) *Outcome {
 		o.Changes = append(o.Changes, ch...)
 	}
 	if err != nil {
-		o.Decision, o.Err = "refused", err
+		o.Decision, o.Err = Refused, err
 		if p.Mode == Audit {
-			o.Decision = "audited"
+			o.Decision = Audited
 		}
 		return o
 	}
-
 	mode := p.Mode
-	if sandbox && mode == Enforce {
+	if sandbox {
 		// The sandbox is the runtime's, not the Pod author's: what a
 		// rewrite can fix is fixed; what it cannot is still refused.
-		mode = Harden
 		env.sandbox = true
+		if mode == Enforce {
+			mode = Harden
+		}
 	}
-	if sandbox {
-		env.sandbox = true
-	}
-	switch mode {
-	case Enforce:
-		if f := Refusing(p.Check(env, target)); len(f) > 0 {
-			o.Decision, o.Findings = "refused", f
-			return o
-		}
-	case Harden, Audit:
-		left, changes, err := p.Harden(env, target)
-		if err != nil {
-			o.Decision, o.Err = "refused", err
-		}
-		o.Changes = append(o.Changes, changes...)
-		if left = Refusing(left); len(left) > 0 {
-			o.Decision, o.Findings = "refused", left
-		}
-		if mode == Audit {
-			if o.Decision == "refused" || len(o.Changes) > 0 {
-				o.Decision = "audited"
-			} else {
-				o.Decision = ""
+	return decide(env, mode, o, subject{
+		check:    func(env *Env) []Finding { return p.Check(env, target) },
+		harden:   func(env *Env) ([]Finding, []string, error) { return p.Harden(env, target) },
+		original: func(env *Env) []Finding { return p.Check(env, s) },
+		finish: func(env *Env, mode Mode) ([]string, error) {
+			var changes []string
+			if mode == Harden && p.AmbientCapabilities {
+				ch, err := grantAmbient(target)
+				if err != nil {
+					return nil, err
+				}
+				if ch != "" {
+					changes = append(changes, ch)
+				}
 			}
-			o.Findings = p.Check(env, s)
-		}
-		if o.Decision != "" {
-			return o
-		}
-	}
-	if mode == Harden && p.AmbientCapabilities {
-		if ch, err := grantAmbient(target); err != nil {
-			o.Decision, o.Err = "refused", err
-			return o
-		} else if ch != "" {
-			o.Changes = append(o.Changes, ch)
-		}
-	}
-	if err := ensureDefaultAppArmor(env, target.Process); err != nil {
-		o.Decision, o.Err = "refused", err
-		return o
-	}
-	o.Decision = "allowed"
-	if len(o.Changes) > 0 {
-		o.Decision = "hardened"
-	}
-	return o
+			return changes, ensureDefaultAppArmor(env, target.Process)
+		},
+	})
 }
 
 // ensureDefaultAppArmor loads secrun's default profile when the process
@@ -161,40 +204,21 @@ func (p *Policy) DecideProcess(env *Env, proc *specs.Process) *Outcome {
 	var warns []string
 	env = withWarnings(env, &warns)
 	defer func() { o.Warnings = dedupe(warns) }()
-	switch p.Mode {
-	case Enforce:
-		if f := Refusing(p.CheckProcess(env, proc)); len(f) > 0 {
-			o.Decision, o.Findings = "refused", f
-			return o
-		}
-	case Harden:
-		left, changes, err := p.HardenProcess(env, proc)
-		if err != nil {
-			o.Decision, o.Err = "refused", err
-			return o
-		}
-		o.Changes = changes
-		if left = Refusing(left); len(left) > 0 {
-			o.Decision, o.Findings = "refused", left
-			return o
-		}
-	case Audit:
-		if f := p.CheckProcess(env, proc); len(f) > 0 {
-			o.Decision, o.Findings = "audited", f
-			return o
-		}
+	target := proc
+	if p.Mode == Audit {
+		target = cloneSpec(&specs.Spec{Process: proc}).Process
 	}
-	if p.Mode != Audit {
-		if err := ensureDefaultAppArmor(env, proc); err != nil {
-			o.Decision, o.Err = "refused", err
-			return o
-		}
-	}
-	o.Decision = "allowed"
-	if len(o.Changes) > 0 {
-		o.Decision = "hardened"
-	}
-	return o
+	return decide(env, p.Mode, o, subject{
+		check:    func(env *Env) []Finding { return p.CheckProcess(env, target) },
+		harden:   func(env *Env) ([]Finding, []string, error) { return p.HardenProcess(env, target) },
+		original: func(env *Env) []Finding { return p.CheckProcess(env, proc) },
+		finish: func(env *Env, mode Mode) ([]string, error) {
+			if mode == Audit {
+				return nil, nil
+			}
+			return nil, ensureDefaultAppArmor(env, proc)
+		},
+	})
 }
 
 // withWarnings returns a copy of env whose warnings also land in *dst.

@@ -92,21 +92,12 @@ type AuditRecord struct {
 	Policy        string           `json:"policy"`
 	Mode          policy.Mode      `json:"mode"`
 	Sandbox       bool             `json:"sandbox,omitempty"`
-	Decision      string           `json:"decision"`
+	Decision      policy.Decision  `json:"decision"`
 	Changes       []string         `json:"changes,omitempty"`
 	Findings      []policy.Finding `json:"findings,omitempty"`
 	Warnings      []string         `json:"warnings,omitempty"`
 	Error         string           `json:"error,omitempty"`
 }
-
-// Decisions an audit record can carry.
-const (
-	DecisionAllowed  = "allowed"
-	DecisionHardened = "hardened"
-	DecisionRefused  = "refused"
-	// DecisionAudited: audit mode found what enforce or harden would act on.
-	DecisionAudited = "audited"
-)
 
 // writeAudit appends rec as one JSON line. O_APPEND keeps lines from
 // concurrent creates whole.

@@ -93,7 +93,7 @@ func apply(inv *Invocation, cfg *policy.Config, pol *policy.Policy, stderr io.Wr
 		err = applyBundle(inv, pol, env, rec)
 	}
 	if err != nil {
-		rec.Decision = DecisionRefused
+		rec.Decision = policy.Refused
 		rec.Error = err.Error()
 	}
 	// Warnings go to the audit record and runc's log, not to stderr:
@@ -143,7 +143,7 @@ func applyExec(inv *Invocation, pol *policy.Policy, env *policy.Env, rec *AuditR
 	if inv.ProcessFile == "" {
 		// The process comes from the container's own config, which create
 		// already brought in line.
-		rec.Decision = DecisionAllowed
+		rec.Decision = policy.Allowed
 		return nil
 	}
 	doc, err := bundle.Load[specs.Process](inv.ProcessFile)

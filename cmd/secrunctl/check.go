@@ -51,13 +51,13 @@ type checkItem struct {
 
 // checkResult is the report for one container.
 type checkResult struct {
-	Workload  string      `json:"workload"`
-	Container string      `json:"container,omitempty"`
-	Path      string      `json:"path,omitempty"`
-	Decision  string      `json:"decision"`
-	Refusals  []checkItem `json:"refusals,omitempty"`
-	Changes   []checkItem `json:"changes,omitempty"`
-	Warnings  []string    `json:"warnings,omitempty"`
+	Workload  string          `json:"workload"`
+	Container string          `json:"container,omitempty"`
+	Path      string          `json:"path,omitempty"`
+	Decision  policy.Decision `json:"decision"`
+	Refusals  []checkItem     `json:"refusals,omitempty"`
+	Changes   []checkItem     `json:"changes,omitempty"`
+	Warnings  []string        `json:"warnings,omitempty"`
 }
 
 func runCheck(c *cli.Context) error {
@@ -102,7 +102,7 @@ func runCheck(c *cli.Context) error {
 	}
 	refused := 0
 	for _, r := range results {
-		if r.Decision == "refused" {
+		if r.Decision == policy.Refused {
 			refused++
 		}
 	}
@@ -139,7 +139,7 @@ func checkWorkload(w *manifest.Workload, opts manifest.Options, pol *policy.Poli
 		o.Containers = []string{name}
 		bundles, err := manifest.Translate(w, o)
 		if err != nil {
-			r := checkResult{Workload: w.String(), Container: name, Decision: "refused"}
+			r := checkResult{Workload: w.String(), Container: name, Decision: policy.Refused}
 			for _, e := range splitErrors(err) {
 				r.Refusals = append(r.Refusals, translationItem(w, e))
 			}
@@ -159,10 +159,10 @@ func checkBundle(w *manifest.Workload, b manifest.ContainerBundle, pol *policy.P
 	o := pol.Decide(env, b.Spec)
 	r.Decision = o.Decision
 	if r.Decision == "" {
-		r.Decision = "allowed"
+		r.Decision = policy.Allowed
 	}
 	r.Warnings = append(r.Warnings, o.Warnings...)
-	refusing := o.Refused() || o.Decision == "audited"
+	refusing := o.Refused() || o.Decision == policy.Audited
 	if o.Err != nil {
 		field := b.Path
 		if strings.Contains(o.Err.Error(), "annotation") {
@@ -172,7 +172,7 @@ func checkBundle(w *manifest.Workload, b manifest.ContainerBundle, pol *policy.P
 	}
 	if refusing {
 		for _, f := range o.Findings {
-			if o.Decision == "audited" && f.Default {
+			if o.Decision == policy.Audited && f.Default {
 				continue
 			}
 			r.Refusals = append(r.Refusals, checkItem{
@@ -313,7 +313,7 @@ func printCheck(c *cli.Context, pol *policy.Policy, results []checkResult) {
 		}
 		fmt.Fprintf(out, "%s: policy %s (%s): %s\n", where, pol.Name, pol.Mode, r.Decision)
 		verb := "refuse "
-		if r.Decision == "audited" {
+		if r.Decision == policy.Audited {
 			verb = "audit  "
 		}
 		for _, it := range r.Refusals {
