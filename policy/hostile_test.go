@@ -196,7 +196,7 @@ func TestHostileBundlesRefused(t *testing.T) {
 					if !out.Refused() {
 						t.Fatalf("decision %s (changes %v): the hostile bundle got through", out.Decision, out.Changes)
 					}
-					i := slices.IndexFunc(out.Findings, func(f Finding) bool { return f.Rule == tc.rule })
+					i := slices.IndexFunc(out.Findings, func(f Finding) bool { return f.Rule == Rule(tc.rule) })
 					if i < 0 {
 						t.Fatalf("refused, but not by rule %s: %v %v", tc.rule, out.Findings, out.Err)
 					}

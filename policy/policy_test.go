@@ -74,7 +74,7 @@ func builtin(t testing.TB, name string, mode Mode) *Policy {
 func rulesOf(fs []Finding) []string {
 	var out []string
 	for _, f := range fs {
-		out = append(out, f.Rule)
+		out = append(out, string(f.Rule))
 	}
 	return out
 }
@@ -241,7 +241,7 @@ func TestSandboxClaims(t *testing.T) {
 }
 
 func hasRule(fs []Finding, rule string) bool {
-	return slices.ContainsFunc(fs, func(f Finding) bool { return f.Rule == rule })
+	return slices.ContainsFunc(fs, func(f Finding) bool { return f.Rule == Rule(rule) })
 }
 
 func TestAppArmorDefault(t *testing.T) {
@@ -371,5 +371,49 @@ func TestDefaultAppArmorReloaded(t *testing.T) {
 	aa.loaded = nil
 	if out := builtin(t, "baseline", Enforce).DecideProcess(&Env{AppArmor: aa}, s.Process); out.Refused() || !aa.loaded[spec.DefaultAppArmorProfile] {
 		t.Errorf("exec: refused %v, loaded %v", out.Refused(), aa.loaded)
+	}
+}
+
+func TestSettingsRegistry(t *testing.T) {
+	// Every rule a finding can carry is declared once, with its OCI
+	// fields; exec flags map to the settings that declare them.
+	seen := map[Rule]bool{}
+	for _, st := range Settings() {
+		if seen[st.Rule] || len(st.OCI) == 0 || st.check == nil {
+			t.Errorf("setting %s: declared twice, or without OCI fields or a check", st.Rule)
+		}
+		seen[st.Rule] = true
+		if len(st.ExecFlags) > 0 && !st.Process {
+			t.Errorf("setting %s has exec flags but is not a process setting", st.Rule)
+		}
+	}
+	if got := TouchedBy(ExecCap, ExecCwd); !got[RuleCapabilities] || !got[RuleProcessPaths] || len(got) != 2 {
+		t.Errorf("TouchedBy(--cap, --cwd) = %v", got)
+	}
+	// A made-up setting needs one entry: Check, Harden and the exec
+	// flags pick it up.
+	saved := settings
+	defer func() { settings = saved }()
+	settings = append(slices.Clone(saved), Setting{Rule: "madeUp", OCI: []string{"hostname"}, Process: true, ExecFlags: []ExecFlag{"--made-up"},
+		check: func(_ *Policy, _ *Env, s *specs.Spec) []Finding {
+			if s.Hostname == "forbidden" {
+				return []Finding{{Rule: "madeUp", Field: "hostname", Problem: "forbidden hostname", Fix: "rename"}}
+			}
+			return nil
+		},
+		fix: func(*Policy, *Env, *specs.Spec) spec.Option {
+			return func(s *specs.Spec) error { s.Hostname = "fine"; return nil }
+		}})
+	s := runcSpec(t)
+	s.Hostname = "forbidden"
+	if !hasRule(builtin(t, "baseline", Enforce).Check(noAppArmor(), s), "madeUp") {
+		t.Error("Check did not run the new setting")
+	}
+	builtin(t, "baseline", Harden).Decide(noAppArmor(), s)
+	if s.Hostname != "fine" {
+		t.Error("Harden did not apply the new setting's fix")
+	}
+	if !TouchedBy("--made-up")["madeUp"] {
+		t.Error("the new setting's exec flag is not known")
 	}
 }

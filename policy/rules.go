@@ -13,7 +13,7 @@ import (
 // Finding is one way a bundle breaks a policy, in the words an admin needs
 // to fix it: the rule, the config.json field, what is wrong, the fix.
 type Finding struct {
-	Rule    string `json:"rule"`
+	Rule    Rule   `json:"rule"`
 	Field   string `json:"field"`
 	Problem string `json:"problem"`
 	Fix     string `json:"fix"`
@@ -66,51 +66,6 @@ func (e *Env) warn(msg string) {
 	if e != nil && e.Warn != nil {
 		e.Warn(msg)
 	}
-}
-
-// rule is one check and, where a rewrite can satisfy it, the fix.
-type rule struct {
-	name string
-	// process rules also apply to `runc exec --process` documents.
-	process bool
-	check   func(p *Policy, env *Env, s *specs.Spec) []Finding
-	// fix returns the option that brings s into line; nil means the
-	// finding cannot be fixed by rewriting.
-	fix func(p *Policy, env *Env, s *specs.Spec) spec.Option
-}
-
-// rules run in this order, in checks and in hardening alike. Seccomp comes
-// last: the default profile is generated from the final capabilities.
-var rules = []rule{
-	{name: "privileged", check: checkPrivileged},
-	{name: "hostNamespaces", check: checkHostNamespaces},
-	{name: "userNamespace", check: checkUserNamespace},
-	{name: "hooks", check: checkHooks},
-	{name: "mounts", check: checkMounts},
-	{name: "processPaths", process: true, check: checkProcessPaths},
-	{name: "devices", check: checkDevices},
-	{name: "oomScoreAdj", process: true, check: checkOOMScoreAdj},
-	{name: "personality", check: checkPersonality},
-	{name: "capabilities", process: true, check: checkCapabilities, fix: fixCapabilities},
-	{name: "noNewPrivileges", process: true, check: checkNoNewPrivileges, fix: fixNoNewPrivileges},
-	{name: "runAsNonRoot", process: true, check: checkRunAsNonRoot, fix: fixRunAsNonRoot},
-	{name: "readOnlyRootFilesystem", check: checkReadOnlyRoot, fix: fixReadOnlyRoot},
-	{name: "procMount", check: checkProcMount, fix: fixProcMount},
-	{name: "sysctls", check: checkSysctls},
-	{name: "seLinux", process: true, check: checkSELinux},
-	{name: "appArmor", process: true, check: checkAppArmor, fix: fixAppArmor},
-	{name: "seccomp", check: func(p *Policy, env *Env, s *specs.Spec) []Finding {
-		return append(checkSeccomp(p, env, s), checkSeccompFloor(p, env, s)...)
-	}, fix: fixSeccomp},
-}
-
-// RuleNames lists the rules in the order they apply.
-func RuleNames() []string {
-	out := make([]string, len(rules))
-	for i, r := range rules {
-		out[i] = r.name
-	}
-	return out
 }
 
 // compile normalises what the admin wrote, so checks compare like with like.
@@ -176,7 +131,7 @@ func (p *Policy) compile() error {
 // Check returns every finding for s, in rule order.
 func (p *Policy) Check(env *Env, s *specs.Spec) []Finding {
 	var out []Finding
-	for _, r := range rules {
+	for _, r := range settings {
 		out = append(out, r.check(p, env, s)...)
 	}
 	return out
@@ -187,8 +142,8 @@ func (p *Policy) Check(env *Env, s *specs.Spec) []Finding {
 func (p *Policy) CheckProcess(env *Env, proc *specs.Process) []Finding {
 	s := &specs.Spec{Process: proc}
 	var out []Finding
-	for _, r := range rules {
-		if r.process {
+	for _, r := range settings {
+		if r.Process {
 			out = append(out, r.check(p, env, s)...)
 		}
 	}
@@ -220,8 +175,8 @@ func (p *Policy) harden(env *Env, s *specs.Spec, processOnly bool) ([]Finding, [
 	env = &e
 	var left []Finding
 	var changes []string
-	for _, r := range rules {
-		if processOnly && !r.process {
+	for _, r := range settings {
+		if processOnly && !r.Process {
 			continue
 		}
 		found := r.check(p, env, s)
@@ -238,10 +193,10 @@ func (p *Policy) harden(env *Env, s *specs.Spec, processOnly bool) ([]Finding, [
 			continue
 		}
 		if err := opt(s); err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", r.name, err)
+			return nil, nil, fmt.Errorf("%s: %w", r.Rule, err)
 		}
 		for _, f := range found {
-			changes = append(changes, fmt.Sprintf("%s: fixed: %s", r.name, f.Problem))
+			changes = append(changes, fmt.Sprintf("%s: fixed: %s", r.Rule, f.Problem))
 		}
 		// A fix that did not satisfy its own rule is a bug or an
 		// unfixable case; either way the container must not start.

@@ -158,13 +158,30 @@ var procExceptions = []string{"/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo
 
 func under(path, dir string) bool { return path == dir || strings.HasPrefix(path, dir+"/") }
 
-// checkMounts covers every entry of mounts and the root: what a hostPath
-// volume, or any client writing config.json, can use to reach the host.
-func checkMounts(p *Policy, env *Env, s *specs.Spec) []Finding {
-	if !p.RestrictMounts && !p.RestrictHostPaths {
+// checkHostPaths: every bind mount's source, the Pod's hostPath volumes
+// and whatever else a bundle binds from the host.
+func checkHostPaths(p *Policy, env *Env, s *specs.Spec) []Finding {
+	if !p.RestrictHostPaths || (p.AllowPrivileged && spec.LooksPrivileged(s)) {
 		return nil
 	}
-	if p.AllowPrivileged && spec.LooksPrivileged(s) {
+	var out []Finding
+	for i, m := range s.Mounts {
+		if !isBind(m) {
+			continue
+		}
+		if ok, why := p.hostPathAllowed(env, s, m); !ok {
+			out = append(out, Finding{Rule: RuleHostPaths, Field: fmt.Sprintf("mounts[%d].source", i),
+				Problem: why + fmt.Sprintf(" at %s", m.Destination),
+				Fix:     fmt.Sprintf("use an emptyDir, configMap, secret, projected or persistentVolumeClaim volume instead of hostPath, or have the admin add the path to allowedHostPaths of policy %s", p.Name)})
+		}
+	}
+	return out
+}
+
+// checkMounts covers every other part of mounts and the root: filesystem
+// types, where they land, and how they are mounted.
+func checkMounts(p *Policy, env *Env, s *specs.Spec) []Finding {
+	if !p.RestrictMounts || (p.AllowPrivileged && spec.LooksPrivileged(s)) {
 		return nil
 	}
 	var out []Finding
@@ -172,22 +189,13 @@ func checkMounts(p *Policy, env *Env, s *specs.Spec) []Finding {
 	procs := 0
 	for i, m := range s.Mounts {
 		field := fmt.Sprintf("mounts[%d]", i)
-		add := func(rule, sub, problem, fix string) {
-			out = append(out, Finding{Rule: rule, Field: field + sub, Problem: problem, Fix: fix})
+		add := func(sub, problem, fix string) {
+			out = append(out, Finding{Rule: RuleMounts, Field: field + sub, Problem: problem, Fix: fix})
 		}
 		bind := isBind(m)
-		if bind && p.RestrictHostPaths {
-			if ok, why := p.hostPathAllowed(env, s, m); !ok {
-				add("hostPaths", ".source", why+fmt.Sprintf(" at %s", m.Destination),
-					fmt.Sprintf("use an emptyDir, configMap, secret, projected or persistentVolumeClaim volume instead of hostPath, or have the admin add the path to allowedHostPaths of policy %s", p.Name))
-			}
-		}
-		if !p.RestrictMounts {
-			continue
-		}
 		dest := m.Destination
 		if !filepath.IsAbs(dest) || slices.Contains(strings.Split(dest, "/"), "..") {
-			add("mounts", ".destination", fmt.Sprintf("mount destination %q is not a clean absolute path", dest), "use an absolute mountPath without ..")
+			add(".destination", fmt.Sprintf("mount destination %q is not a clean absolute path", dest), "use an absolute mountPath without ..")
 			continue
 		}
 		resolved := filepath.Clean(dest)
@@ -197,7 +205,7 @@ func checkMounts(p *Policy, env *Env, s *specs.Spec) []Finding {
 			}
 		}
 		if !bind && !slices.Contains(mountTypes, m.Type) {
-			add("mounts", ".type", fmt.Sprintf("filesystem type %q at %s is not one the runtime gives containers", m.Type, dest),
+			add(".type", fmt.Sprintf("filesystem type %q at %s is not one the runtime gives containers", m.Type, dest),
 				fmt.Sprintf("mount storage through a Kubernetes volume; allowed here: bind mounts of the Pod's volumes and %s", strings.Join(mountTypes, ", ")))
 			continue
 		}
@@ -205,7 +213,7 @@ func checkMounts(p *Policy, env *Env, s *specs.Spec) []Finding {
 		case "proc":
 			procs++
 			if resolved != "/proc" || procs > 1 {
-				add("mounts", "", fmt.Sprintf("a second proc filesystem at %s (%s) would not carry the masks of /proc", dest, resolved), "keep the one proc mount at /proc")
+				add("", fmt.Sprintf("a second proc filesystem at %s (%s) would not carry the masks of /proc", dest, resolved), "keep the one proc mount at /proc")
 			}
 			continue
 		case "sysfs", "cgroup", "cgroup2":
@@ -214,9 +222,9 @@ func checkMounts(p *Policy, env *Env, s *specs.Spec) []Finding {
 				want = "/sys/fs/cgroup"
 			}
 			if resolved != want {
-				add("mounts", "", fmt.Sprintf("%s mounted at %s; the runtime mounts it only at %s", m.Type, resolved, want), "remove the extra mount")
+				add("", fmt.Sprintf("%s mounted at %s; the runtime mounts it only at %s", m.Type, resolved, want), "remove the extra mount")
 			} else if !mountReadonly(m) {
-				add("mounts", ".options", fmt.Sprintf("%s at %s is writable, which lets the container change host kernel and cgroup settings", m.Type, want), "mount it read-only (only privileged containers get it writable)")
+				add(".options", fmt.Sprintf("%s at %s is writable, which lets the container change host kernel and cgroup settings", m.Type, want), "mount it read-only (only privileged containers get it writable)")
 			}
 			continue
 		}
@@ -226,15 +234,12 @@ func checkMounts(p *Policy, env *Env, s *specs.Spec) []Finding {
 				if resolved != filepath.Clean(dest) {
 					how = fmt.Sprintf(" (%s resolves to it through the image's symlinks)", dest)
 				}
-				add("mounts", ".destination", fmt.Sprintf("a %s mount over %s%s would cover what the runtime masks there", mountKind(m), resolved, how),
+				add(".destination", fmt.Sprintf("a %s mount over %s%s would cover what the runtime masks there", mountKind(m), resolved, how),
 					"mount the volume somewhere outside /proc and /sys")
 			}
 		}
 	}
-	if p.RestrictMounts {
-		out = append(out, p.checkRoot(env, s)...)
-	}
-	return out
+	return append(out, p.checkRoot(env, s)...)
 }
 
 func mountKind(m specs.Mount) string {
@@ -271,7 +276,7 @@ func (p *Policy) checkRoot(env *Env, s *specs.Spec) []Finding {
 		real = filepath.Clean(root)
 	}
 	bad := func(problem string) []Finding {
-		return []Finding{{Rule: "mounts", Field: "root.path", Problem: problem,
+		return []Finding{{Rule: RuleMounts, Field: "root.path", Problem: problem,
 			Fix: fmt.Sprintf("use the image's rootfs inside the bundle, or have the admin add its storage directory to allowedRootPaths of policy %s", p.Name)}}
 	}
 	if spec.SameFile(real, "/") {
@@ -303,7 +308,7 @@ func checkProcessPaths(p *Policy, env *Env, s *specs.Spec) []Finding {
 	}
 	var out []Finding
 	bad := func(field, problem string) {
-		out = append(out, Finding{Rule: "processPaths", Field: field, Problem: problem,
+		out = append(out, Finding{Rule: RuleProcessPaths, Field: field, Problem: problem,
 			Fix: "set workingDir and command to paths in the image, outside /proc, /sys and /dev/fd"})
 	}
 	rootfs := rootfsPath(env, s)

@@ -35,6 +35,7 @@ type Invocation struct {
 	ExecAppArmor       string   // --apparmor
 	ExecProcessLabel   string   // --process-label
 	ExecNoNewPrivs     *bool    // --no-new-privs; nil when absent (runc then keeps config.json's value)
+	ExecCwd            string   // --cwd
 
 	// UnknownFlags are flags secrun has no table entry for, as written.
 	// Global ones are only accepted in --x=v form; a subcommand's --x is
@@ -117,7 +118,7 @@ func (inv *Invocation) NeedsPolicy() bool {
 		return inv.ProcessFile != "" || len(inv.ExecArgs) > 0 ||
 			len(inv.ExecCaps) > 0 || inv.ExecUser != "" || len(inv.ExecAdditionalGids) > 0 ||
 			inv.ExecAppArmor != "" || inv.ExecProcessLabel != "" || inv.ExecNoNewPrivs != nil ||
-			len(inv.UnknownFlags) > 0
+			inv.ExecCwd != "" || len(inv.UnknownFlags) > 0
 	}
 	return false
 }
@@ -383,6 +384,8 @@ func (inv *Invocation) set(def runcFlag, written, value string, hasValue bool) e
 		inv.ExecProcessLabel = value
 	case idNoNewPrivs:
 		inv.ExecNoNewPrivs = &on
+	case idCwd:
+		inv.ExecCwd = value
 	}
 	return nil
 }
@@ -413,7 +416,7 @@ func disagreement(a, b *Invocation) string {
 	case !slices.Equal(a.ExecCaps, b.ExecCaps) || a.ExecUser != b.ExecUser ||
 		!slices.Equal(a.ExecAdditionalGids, b.ExecAdditionalGids) ||
 		a.ExecAppArmor != b.ExecAppArmor || a.ExecProcessLabel != b.ExecProcessLabel ||
-		!sameBoolPtr(a.ExecNoNewPrivs, b.ExecNoNewPrivs):
+		a.ExecCwd != b.ExecCwd || !sameBoolPtr(a.ExecNoNewPrivs, b.ExecNoNewPrivs):
 		return "the exec process flags"
 	}
 	return ""
@@ -469,6 +472,7 @@ const (
 	idAppArmor
 	idProcessLabel
 	idNoNewPrivs
+	idCwd
 )
 
 // runcCommand is a subcommand's grammar under both urfave/cli versions.
@@ -530,7 +534,7 @@ var (
 		"bundle": idBundle, "config": idConfig, "process": idProcess, "detach": idDetach,
 		"cap": idCap, "user": idUser, "additional-gids": idAdditionalGids,
 		"apparmor": idAppArmor, "process-label": idProcessLabel, "no-new-privs": idNoNewPrivs,
-		"help": idCommandHelp,
+		"cwd": idCwd, "help": idCommandHelp,
 	}
 )
 

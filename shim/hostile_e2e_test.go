@@ -378,3 +378,23 @@ func TestE2EHostileExecProcess(t *testing.T) {
 		})
 	}
 }
+
+// TestE2EHostileExecFlags: the exec command line sets the working
+// directory and the command directly, and secrun cannot rewrite argv, so
+// what reaches /proc is refused.
+func TestE2EHostileExecFlags(t *testing.T) {
+	secrun, env, root, id := runningRestricted(t)
+	for _, args := range [][]string{
+		{"exec", "--cwd", "/proc/self/fd/5", id, "/bin/true"},
+		{"exec", "--cwd=/proc/self/fd/5", id, "/bin/true"},
+		{"exec", id, "/proc/self/exe", "init"},
+	} {
+		r := testenv.Run(t, env, secrun, append([]string{"--root", root}, args...)...)
+		if r.Code == 0 || !strings.Contains(r.Stderr, "processPaths: process.") || !strings.Contains(r.Stderr, "fix:") {
+			t.Errorf("%v: exit %d: %s", args, r.Code, r.Stderr)
+		}
+	}
+	if r := testenv.Run(t, env, secrun, "--root", root, "exec", "--cwd", "/tmp", id, "/bin/true"); r.Code != 0 {
+		t.Errorf("an ordinary exec --cwd was refused: %s", r.Stderr)
+	}
+}

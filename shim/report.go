@@ -36,14 +36,14 @@ func (r *refusal) Error() string {
 		// Each rule once, with a count where it found more than one thing:
 		// a privileged bundle has a device finding per host device.
 		var rules []string
-		count := map[string]int{}
+		count := map[policy.Rule]int{}
 		for _, f := range r.findings[1:] {
 			if count[f.Rule]++; count[f.Rule] == 1 {
-				rules = append(rules, f.Rule)
+				rules = append(rules, string(f.Rule))
 			}
 		}
 		for i, rule := range rules {
-			if c := count[rule]; c > 1 {
+			if c := count[policy.Rule(rule)]; c > 1 {
 				rules[i] = fmt.Sprintf("%s ×%d", rule, c)
 			}
 		}

@@ -189,14 +189,14 @@ func checkExecFlags(inv *Invocation, pol *policy.Policy, env *policy.Env) error 
 		return nil
 	}
 	proc := &specs.Process{Capabilities: &specs.LinuxCapabilities{}}
-	touched := map[string]bool{}
+	var flags []policy.ExecFlag
 	for _, c := range inv.ExecCaps {
 		n, err := spec.NormalizeCapability(c)
 		if err != nil {
 			return fmt.Errorf("exec --cap: %w", err)
 		}
 		proc.Capabilities.Bounding = append(proc.Capabilities.Bounding, n)
-		touched["capabilities"] = true
+		flags = append(flags, policy.ExecCap)
 	}
 	uid, hasUser, err := execUID(inv.ExecUser)
 	if err != nil {
@@ -204,20 +204,29 @@ func checkExecFlags(inv *Invocation, pol *policy.Policy, env *policy.Env) error 
 	}
 	if hasUser {
 		proc.User.UID = uid
-		touched["runAsNonRoot"] = true
+		flags = append(flags, policy.ExecUser)
 	}
 	if inv.ExecNoNewPrivs != nil {
 		proc.NoNewPrivileges = *inv.ExecNoNewPrivs
-		touched["noNewPrivileges"] = true
+		flags = append(flags, policy.ExecNoNewPrivs)
 	}
 	if inv.ExecAppArmor != "" {
 		proc.ApparmorProfile = inv.ExecAppArmor
-		touched["appArmor"] = true
+		flags = append(flags, policy.ExecAppArmor)
 	}
 	if inv.ExecProcessLabel != "" {
 		proc.SelinuxLabel = inv.ExecProcessLabel
-		touched["seLinux"] = true
+		flags = append(flags, policy.ExecProcessLabel)
 	}
+	if inv.ExecCwd != "" {
+		proc.Cwd = inv.ExecCwd
+		flags = append(flags, policy.ExecCwd)
+	}
+	if len(inv.ExecArgs) > 0 {
+		proc.Args = inv.ExecArgs
+		flags = append(flags, policy.ExecCommand)
+	}
+	touched := policy.TouchedBy(flags...)
 	for _, f := range policy.Refusing(pol.CheckProcess(env, proc)) {
 		if touched[f.Rule] {
 			return errors.New(f.String())

@@ -176,7 +176,7 @@ func checkBundle(w *manifest.Workload, b manifest.ContainerBundle, pol *policy.P
 				continue
 			}
 			r.Refusals = append(r.Refusals, checkItem{
-				Field: k8sField(w, b, f.Rule, f.Problem), OCIField: f.Field, Rule: f.Rule,
+				Field: k8sField(w, b, string(f.Rule), f.Problem), OCIField: f.Field, Rule: string(f.Rule),
 				Message: f.Problem, Fix: f.Fix,
 			})
 		}

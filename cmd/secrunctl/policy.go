@@ -46,7 +46,11 @@ var policyCommand = &cli.Command{
 				if err != nil {
 					return err
 				}
-				fmt.Printf("# policy %s; rules apply in this order: %s\n%s", p.Name, strings.Join(policy.RuleNames(), ", "), b)
+				var names []string
+				for _, r := range policy.RuleNames() {
+					names = append(names, string(r))
+				}
+				fmt.Printf("# policy %s; rules apply in this order: %s\n%s", p.Name, strings.Join(names, ", "), b)
 				return nil
 			},
 		},
