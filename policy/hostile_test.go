@@ -283,6 +283,37 @@ func TestPodVolumesAllowed(t *testing.T) {
 	}
 }
 
+func TestPinnedUserNamespace(t *testing.T) {
+	// containerd 2.x: the sandbox joins the user namespace it pinned for
+	// the Pod, with the mappings in the spec.
+	state := t.TempDir()
+	pinned := filepath.Join(state, "io.containerd.grpc.v1.cri", "sandboxes", "sbx-1", "pinned-namespaces", "user")
+	os.MkdirAll(filepath.Dir(pinned), 0o755)
+	os.WriteFile(pinned, nil, 0o444)
+	m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 65536, Size: 65536}}
+	for name, tc := range map[string]struct {
+		sandboxID string
+		maps      []specs.LinuxIDMapping
+		ok        bool
+	}{
+		"this Pod's pinned namespace":      {"sbx-1", m, true},
+		"another Pod's pinned namespace":   {"sbx-2", m, false},
+		"pinned, mapping host root":        {"sbx-1", []specs.LinuxIDMapping{{ContainerID: 0, HostID: 0, Size: 65536}}, false},
+		"pinned, without mappings to read": {"sbx-1", nil, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, env := cleanSpec(t)
+			s.Annotations = map[string]string{"io.kubernetes.cri.sandbox-id": tc.sandboxID}
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace, Path: pinned})
+			s.Linux.UIDMappings, s.Linux.GIDMappings = tc.maps, tc.maps
+			out := builtin(t, "baseline", Enforce).Decide(env, s)
+			if out.Refused() == tc.ok {
+				t.Fatalf("decision %s findings %v", out.Decision, out.Findings)
+			}
+		})
+	}
+}
+
 func TestAllowedHostPaths(t *testing.T) {
 	dir := t.TempDir()
 	c, err := ParseConfig([]byte("policies:\n  web:\n    preset: baseline\n    allowedHostPaths:\n    - {pathPrefix: " + dir + ", readOnly: true}\n    allowedHookPaths: [/usr/bin/nvidia-container-runtime-hook]\n    allowedDevices:\n    - {type: c, major: 10, minor: 232}\n"))

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -28,7 +29,7 @@ const maxMappingFile = 32 << 10
 // policy/check_runAsNonRoot.go), so a mapping that sends any id to host
 // root turns that relaxation into root on the host; the process's own
 // uid mapped to host 0 is the same as running as root.
-func checkUserNamespace(p *Policy, _ *Env, s *specs.Spec) []Finding {
+func checkUserNamespace(p *Policy, env *Env, s *specs.Spec) []Finding {
 	if !p.RestrictUserNamespaces {
 		return nil
 	}
@@ -48,7 +49,17 @@ func checkUserNamespace(p *Policy, _ *Env, s *specs.Spec) []Finding {
 	if s.Linux != nil && (len(s.Linux.UIDMappings) > 0 || len(s.Linux.GIDMappings) > 0 || ns.Path == "") {
 		sources = append(sources, source{"linux.uidMappings, linux.gidMappings", s.Linux.UIDMappings, s.Linux.GIDMappings})
 	}
-	if ns.Path != "" {
+	if ns.Path != "" && pinnedUserNamespace(env, s, ns.Path) {
+		// containerd 2.x pins the Pod's user namespace, made from the
+		// sandbox spec's own mappings, and the sandbox joins it
+		// (internal/cri/server/podsandbox/sandbox_run_linux.go). The
+		// spec's mappings are those; runc 1.2 and later refuse a spec
+		// whose mappings differ from the joined namespace's.
+		if len(sources) == 0 {
+			bad("linux.uidMappings, linux.gidMappings", "the pinned user namespace is joined without its mappings in the spec", "give the mappings the namespace was made with")
+			return out
+		}
+	} else if ns.Path != "" {
 		m := procNSUser.FindStringSubmatch(ns.Path)
 		if m == nil {
 			bad("linux.namespaces[type=user].path",
@@ -178,4 +189,18 @@ func firstErr(errs ...error) error {
 		}
 	}
 	return nil
+}
+
+// pinnedUserNamespace reports whether path is the user namespace the CRI
+// runtime pinned for this bundle's own Pod:
+// <state>/io.containerd.grpc.v1.cri/sandboxes/<sandbox id>/pinned-namespaces/user.
+func pinnedUserNamespace(env *Env, s *specs.Spec, path string) bool {
+	parts := strings.Split(filepath.Clean(path), "/")
+	n := len(parts)
+	if n < 5 || parts[n-1] != "user" || parts[n-2] != "pinned-namespaces" || parts[n-4] != "sandboxes" || parts[n-5] != "io.containerd.grpc.v1.cri" {
+		return false
+	}
+	id := parts[n-3]
+	return id != "" && (id == firstAnnotation(s, sandboxIDAnnotations) || (env != nil && id == env.ContainerID)) &&
+		noLinksBelow(path, 5)
 }
