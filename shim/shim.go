@@ -40,10 +40,13 @@ func Main(argv []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
+	if inv.StartsNothing() {
+		return lifecycle(inv, argv[0], stderr)
+	}
 	cfg, err := policy.LoadConfig()
 	if err != nil {
-		// Fail closed: with no readable policy, nothing runs, not even a
-		// pass-through, since the delegate itself is configuration.
+		// Fail closed: with no readable policy, nothing starts (lifecycle
+		// commands, which start nothing, never get here).
 		return fail(inv, stderr, fmt.Errorf("secrun: %w", err))
 	}
 	pol, err := cfg.Policy(PolicyName(argv[0], cfg))
@@ -59,6 +62,7 @@ func Main(argv []string, stderr io.Writer) int {
 			return fail(inv, stderr, err)
 		}
 	}
+	remember(inv, runtime, pol.Name, stderr)
 	return fail(inv, stderr, execDelegate(runtime, inv.Args))
 }
 
