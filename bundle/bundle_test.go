@@ -253,6 +253,10 @@ func checkRewrite[T any](t *testing.T, raw []byte, change func(*T)) {
 	if err != nil {
 		return
 	}
+	// The walk that checks the keys builds what json.Decoder builds.
+	if want, err := decodeTree(raw); err != nil || !reflect.DeepEqual(d.tree, want) {
+		t.Fatalf("tree %#v, json.Decoder's %#v (%v)", d.tree, want, err)
+	}
 	// Accepted input reads alike to runc and to a case-sensitive decoder.
 	if got, want := exactlyDecoded[T](t, raw), encode(t, d.Value); got != want {
 		t.Fatalf("accepted a document that decoders read differently:\ncase-sensitive %s\nencoding/json  %s", got, want)
@@ -362,4 +366,19 @@ func exactView(v any, t reflect.Type) any {
 		return out
 	}
 	return v
+}
+
+// BenchmarkParse is the read of a create: runc spec's config.json decoded
+// and checked for keys decoders would read differently.
+func BenchmarkParse(b *testing.B) {
+	raw, err := os.ReadFile("../policy/testdata/runc-spec.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse[specs.Spec](raw); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

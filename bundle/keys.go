@@ -1,11 +1,9 @@
 package bundle
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"reflect"
 	"regexp"
 	"strings"
@@ -39,21 +37,20 @@ import (
 // their objects are checked as if they were structs, since a newer
 // runtime may decode them into one.
 func decodeChecked(raw []byte, t reflect.Type) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	w := &keyWalker{dec: dec}
-	v, err := w.value(t, "$")
-	if err != nil {
-		var ke *keyError
-		if errors.As(err, &ke) {
-			return nil, err
+	// encoding/json's validator first: it allocates nothing, and the walk
+	// below, which needs a valid document, is much cheaper than
+	// json.Decoder.Token.
+	if !json.Valid(raw) {
+		if _, err := decodeTree(raw); err != nil {
+			if err == errTrailing {
+				return nil, err
+			}
+			return nil, fmt.Errorf("invalid JSON: %w", err)
 		}
-		return nil, fmt.Errorf("invalid JSON: %w", err)
+		return nil, errors.New("invalid JSON")
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("trailing data after the JSON object")
-	}
-	return v, nil
+	w := &keyWalker{raw: raw}
+	return w.value(t)
 }
 
 // keyError is a document that decoders would read differently.
@@ -63,25 +60,102 @@ func (e *keyError) Error() string { return e.msg }
 
 func keyErrorf(format string, a ...any) error { return &keyError{fmt.Sprintf(format, a...)} }
 
+// keyWalker reads a document that json.Valid accepted, building the same
+// tree as a json.Decoder with UseNumber.
 type keyWalker struct {
-	dec *json.Decoder
+	raw []byte
+	i   int
+	// trusted skips the key checks: the document is encoding/json's own
+	// output (see toTree).
+	trusted bool
+	// at is the path to the value being read; its string is only built
+	// for an error, since this runs on every container start.
+	at []pathElem
 }
 
-func (w *keyWalker) value(t reflect.Type, path string) (any, error) {
-	tok, err := w.dec.Token()
-	if err != nil {
-		return nil, err
-	}
-	switch tok {
-	case json.Delim('{'):
-		return w.object(t, path)
-	case json.Delim('['):
-		return w.array(t, path)
-	}
-	return tok, nil
+type pathElem struct {
+	key   string
+	index int // for an array element; key is "" then
 }
 
-func (w *keyWalker) object(t reflect.Type, path string) (any, error) {
+func (w *keyWalker) path() string {
+	p := "$"
+	for _, e := range w.at {
+		if e.key == "" {
+			p = fmt.Sprintf("%s[%d]", p, e.index)
+		} else {
+			p = childPath(p, e.key)
+		}
+	}
+	return p
+}
+
+func (w *keyWalker) space() {
+	for w.i < len(w.raw) {
+		switch w.raw[w.i] {
+		case ' ', '\t', '\n', '\r':
+			w.i++
+		default:
+			return
+		}
+	}
+}
+
+// next skips white space and returns the byte there, consuming it.
+func (w *keyWalker) next() byte {
+	w.space()
+	c := w.raw[w.i]
+	w.i++
+	return c
+}
+
+func (w *keyWalker) value(t reflect.Type) (any, error) {
+	switch c := w.next(); c {
+	case '{':
+		return w.object(t)
+	case '[':
+		return w.array(t)
+	case '"':
+		return w.str()
+	case 't':
+		w.i += 3
+		return true, nil
+	case 'f':
+		w.i += 4
+		return false, nil
+	case 'n':
+		w.i += 3
+		return nil, nil
+	}
+	start := w.i - 1
+	for w.i < len(w.raw) && strings.IndexByte("+-.eE0123456789", w.raw[w.i]) >= 0 {
+		w.i++
+	}
+	return json.Number(w.raw[start:w.i]), nil
+}
+
+// str reads a string whose opening quote was consumed. A string with an
+// escape goes through encoding/json, so that escapes (and lone
+// surrogates, which become U+FFFD) read exactly as runc reads them.
+func (w *keyWalker) str() (string, error) {
+	start, escaped := w.i-1, false
+	for w.raw[w.i] != '"' {
+		if w.raw[w.i] == '\\' {
+			escaped = true
+			w.i++
+		}
+		w.i++
+	}
+	w.i++
+	if !escaped {
+		return string(w.raw[start+1 : w.i-1]), nil
+	}
+	var s string
+	err := json.Unmarshal(w.raw[start:w.i], &s)
+	return s, err
+}
+
+func (w *keyWalker) object(t reflect.Type) (any, error) {
 	t = indirect(t)
 	var fields *typeFields
 	isMap := t != nil && t.Kind() == reflect.Map
@@ -90,62 +164,77 @@ func (w *keyWalker) object(t reflect.Type, path string) (any, error) {
 	}
 	out := map[string]any{}
 	folded := map[string]string{}
-	for w.dec.More() {
-		tok, err := w.dec.Token()
+	w.space()
+	if w.raw[w.i] == '}' {
+		w.i++
+		return out, nil
+	}
+	for {
+		w.next() // '"'
+		key, err := w.str()
 		if err != nil {
 			return nil, err
 		}
-		key := tok.(string)
+		w.next() // ':'
 		if _, dup := out[key]; dup {
-			return nil, keyErrorf("key %q at %s appears twice (Go's decoder takes the last, others the first); remove one", key, path)
+			return nil, keyErrorf("key %q at %s appears twice (Go's decoder takes the last, others the first); remove one", key, w.path())
 		}
 		var elem reflect.Type // nil: a value no field describes
-		if isMap {
+		if w.trusted {
+			// no checks
+		} else if isMap {
 			elem = t.Elem()
 		} else {
 			f := foldKey(key)
 			if other, ok := folded[f]; ok {
-				return nil, keyErrorf("key %q at %s collides with %q under case folding; remove one", key, path, other)
+				return nil, keyErrorf("key %q at %s collides with %q under case folding; remove one", key, w.path(), other)
 			}
 			folded[f] = key
 			if fields != nil {
 				if ft, exact := fields.types[key]; exact {
 					elem = ft
 				} else if name, ok := fields.byFold[f]; ok {
-					return nil, keyErrorf("key %q at %s is not spelled like the field %q (runc would read it, crun would not); write %q", key, path, name, name)
+					return nil, keyErrorf("key %q at %s is not spelled like the field %q (runc would read it, crun would not); write %q", key, w.path(), name, name)
 				}
 			}
 		}
-		v, err := w.value(elem, childPath(path, key))
+		w.at = append(w.at, pathElem{key: key})
+		v, err := w.value(elem)
 		if err != nil {
 			return nil, err
 		}
+		w.at = w.at[:len(w.at)-1]
 		out[key] = v
+		if w.next() == '}' {
+			return out, nil
+		}
 	}
-	if _, err := w.dec.Token(); err != nil { // '}'
-		return nil, err
-	}
-	return out, nil
 }
 
-func (w *keyWalker) array(t reflect.Type, path string) (any, error) {
+func (w *keyWalker) array(t reflect.Type) (any, error) {
 	t = indirect(t)
 	var elem reflect.Type
 	if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
 		elem = t.Elem()
 	}
 	out := []any{}
-	for i := 0; w.dec.More(); i++ {
-		v, err := w.value(elem, fmt.Sprintf("%s[%d]", path, i))
+	w.space()
+	if w.raw[w.i] == ']' {
+		w.i++
+		return out, nil
+	}
+	for i := 0; ; i++ {
+		w.at = append(w.at, pathElem{index: i})
+		v, err := w.value(elem)
 		if err != nil {
 			return nil, err
 		}
+		w.at = w.at[:len(w.at)-1]
 		out = append(out, v)
+		if w.next() == ']' {
+			return out, nil
+		}
 	}
-	if _, err := w.dec.Token(); err != nil { // ']'
-		return nil, err
-	}
-	return out, nil
 }
 
 func indirect(t reflect.Type) reflect.Type {
