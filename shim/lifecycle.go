@@ -92,18 +92,8 @@ func lifecycle(inv *Invocation, argv0 string, stderr io.Writer) int {
 func lifecycleRuntime(inv *Invocation, argv0 string) (runtime, warning string) {
 	why := ""
 	if inv.ContainerID != "" {
-		rec, err := runstate.Load(inv.Root, inv.ContainerID)
-		switch {
-		case err != nil:
-			why = fmt.Sprintf("cannot read the record of container %s: %v", inv.ContainerID, err)
-		case rec == nil:
-			why = fmt.Sprintf("no record of the runtime that created container %s (created by an older secrun or another runtime)", inv.ContainerID)
-		default:
-			p, err := ResolveRuntime(rec.Runtime)
-			if err == nil {
-				return p, ""
-			}
-			why = fmt.Sprintf("the runtime that created container %s is gone: %v", inv.ContainerID, err)
+		if runtime, why = recordedRuntime(inv); runtime != "" {
+			return runtime, ""
 		}
 	}
 	cfg, err := policy.LoadConfig()
@@ -129,6 +119,23 @@ func lifecycleRuntime(inv *Invocation, argv0 string) (runtime, warning string) {
 		return "", why + fmt.Sprintf("no runtime to run %q with: %v, and %v", inv.Command, err, rerr)
 	}
 	return p, why + fmt.Sprintf("%v; using %s", err, p)
+}
+
+// recordedRuntime is the delegate that created inv's container, or ""
+// and why not.
+func recordedRuntime(inv *Invocation) (runtime, why string) {
+	rec, err := runstate.Load(inv.Root, inv.ContainerID)
+	switch {
+	case err != nil:
+		return "", fmt.Sprintf("cannot read the record of container %s: %v", inv.ContainerID, err)
+	case rec == nil:
+		return "", fmt.Sprintf("no record of the runtime that created container %s (created by an older secrun or another runtime)", inv.ContainerID)
+	}
+	p, err := ResolveRuntime(rec.Runtime)
+	if err != nil {
+		return "", fmt.Sprintf("the runtime that created container %s is gone: %v", inv.ContainerID, err)
+	}
+	return p, ""
 }
 
 // warn tells the admin without breaking a caller that parses the output.

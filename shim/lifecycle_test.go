@@ -32,14 +32,17 @@ func TestE2ELifecycleWithBrokenConfig(t *testing.T) {
 		// still works, where create and features rightly use the new
 		// runtime and only the old container must not.
 		refusal string
+		// execRuns: exec still has its policy (only the runtime changed),
+		// and enters the container through the runtime that created it.
+		execRuns bool
 	}{
-		{"invalid YAML", "secrun-baseline", "", rewrite("policies: [\n"), "not valid YAML"},
-		{"policy removed", "secrun-web", "policies:\n  web:\n    preset: baseline\n", rewrite(""), `policy "web" is not defined`},
-		{"runtime missing", "secrun-baseline", "", rewrite("runtime: /nonexistent/runc\n"), "/nonexistent/runc"},
-		{"runtime changed", "secrun-baseline", "", rewrite("runtime: " + fake + "\n"), ""},
+		{"invalid YAML", "secrun-baseline", "", rewrite("policies: [\n"), "not valid YAML", false},
+		{"policy removed", "secrun-web", "policies:\n  web:\n    preset: baseline\n", rewrite(""), `policy "web" is not defined`, false},
+		{"runtime missing", "secrun-baseline", "", rewrite("runtime: /nonexistent/runc\n"), "/nonexistent/runc", true},
+		{"runtime changed", "secrun-baseline", "", rewrite("runtime: " + fake + "\n"), "", true},
 		{"SECRUN_CONFIG names a missing file", "secrun-baseline", "", func(t *testing.T, _ string, env []string) []string {
 			return append(env, "SECRUN_CONFIG=/nonexistent/secrun.yaml") // the later one wins
-		}, "/nonexistent/secrun.yaml"},
+		}, "/nonexistent/secrun.yaml", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env, _ := testenv.WriteConfig(t, tc.initial)
@@ -64,6 +67,10 @@ func TestE2ELifecycleWithBrokenConfig(t *testing.T) {
 				}
 			}
 
+			r := testenv.Run(t, env, secrun, append(global, "exec", id, "/bin/sh", "-c", "echo in-container")...)
+			if got := r.Code == 0 && strings.TrimSpace(r.Stdout) == "in-container"; got != tc.execRuns {
+				t.Errorf("exec: exit %d, stdout %q, stderr %q; want it to run: %v", r.Code, r.Stdout, r.Stderr, tc.execRuns)
+			}
 			// state's stdout is parsed with stderr merged in (go-runc): both
 			// must be runc's alone.
 			if st, r := state(t, env, secrun, global, id); st != "running" || r.Stderr != "" {

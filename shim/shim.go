@@ -53,9 +53,16 @@ func Main(argv []string, stderr io.Writer) int {
 	if err != nil {
 		return fail(inv, stderr, fmt.Errorf("secrun: %w", err))
 	}
-	runtime, err := ResolveRuntime(cfg.RuntimeFor(pol))
-	if err != nil {
-		return fail(inv, stderr, fmt.Errorf("secrun: %w", err))
+	var runtime string
+	if inv.Command == "exec" && inv.ContainerID != "" {
+		// exec enters a container that exists: its own runtime, even after
+		// runtime: changed (another runtime does not know the container).
+		runtime, _ = recordedRuntime(inv)
+	}
+	if runtime == "" {
+		if runtime, err = ResolveRuntime(cfg.RuntimeFor(pol)); err != nil {
+			return fail(inv, stderr, fmt.Errorf("secrun: %w", err))
+		}
 	}
 	if inv.NeedsPolicy() {
 		if err := apply(inv, cfg, pol, stderr); err != nil {
