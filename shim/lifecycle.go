@@ -74,11 +74,11 @@ func (inv *Invocation) createsContainer() bool {
 // then to runc on PATH, with a warning.
 func lifecycle(inv *Invocation, argv0 string, stderr io.Writer) int {
 	runtime, warning := lifecycleRuntime(inv, argv0)
-	if warning != "" {
-		warn(inv, stderr, warning)
-	}
 	if runtime == "" {
 		return fail(inv, stderr, errors.New("secrun: "+warning))
+	}
+	if warning != "" {
+		warn(inv, stderr, warning)
 	}
 	if inv.Command == "delete" && inv.ContainerID != "" {
 		return deleteAndForget(inv, runtime, stderr)
