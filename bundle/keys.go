@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"regexp"
 	"strings"
 	"sync"
 	"unicode"
@@ -247,13 +246,22 @@ func indirect(t reflect.Type) reflect.Type {
 	return t
 }
 
-var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
 func childPath(path, key string) string {
-	if identRE.MatchString(key) {
+	if isIdent(key) {
 		return path + "." + key
 	}
 	return fmt.Sprintf("%s[%q]", path, key)
+}
+
+// isIdent: a key a path can name with a dot.
+func isIdent(s string) bool {
+	for i, c := range []byte(s) {
+		letter := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_'
+		if !letter && (i == 0 || c < '0' || c > '9') {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // foldKey folds a key the way encoding/json does when it matches a key to

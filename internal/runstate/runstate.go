@@ -13,16 +13,14 @@
 package runstate
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"syscall"
 	"time"
@@ -51,9 +49,23 @@ type Record struct {
 	Created string `json:"created"`
 }
 
-// validID is runc's rule for container ids (libcontainer's idRegex); an
-// id outside it is one runc refuses, so there is nothing to record.
-var validID = regexp.MustCompile(`^[\w+\-.]+$`)
+// validID is runc's rule for container ids (libcontainer's idRegex,
+// ^[\w+-\.]+$), without a regexp compiled at every start; an id outside
+// it is one runc refuses, so there is nothing to record.
+func validID(id string) bool {
+	if id == "" || id == "." || id == ".." {
+		return false
+	}
+	for _, c := range []byte(id) {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9',
+			c == '_', c == '+', c == '-', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 func dir() string {
 	if d := os.Getenv(DirEnv); d != "" {
@@ -74,12 +86,16 @@ func rootKey(root string) (string, error) {
 		}
 		root = abs
 	}
-	sum := sha256.Sum256([]byte(root))
-	return hex.EncodeToString(sum[:12]), nil
+	// FNV, not SHA-256: crypto/sha256 would add a dozen packages' init to
+	// every start. Two roots that hash alike only share a directory: Load
+	// checks the root a record names.
+	h := fnv.New64a()
+	h.Write([]byte(root))
+	return strconv.FormatUint(h.Sum64(), 16), nil
 }
 
 func path(root, id string) (string, string, error) {
-	if id == "." || id == ".." || !validID.MatchString(id) {
+	if !validID(id) {
 		return "", "", fmt.Errorf("container id %q is not one runc accepts", id)
 	}
 	key, err := rootKey(root)
@@ -164,6 +180,9 @@ func Load(root, id string) (*Record, error) {
 	}
 	if err := json.Unmarshal(b, &rec); err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	if rec.Root != root || rec.ID != id {
+		return nil, nil // another root's container whose root hashes alike
 	}
 	if !filepath.IsAbs(rec.Runtime) {
 		return nil, fmt.Errorf("%s: runtime %q is not an absolute path", p, rec.Runtime)

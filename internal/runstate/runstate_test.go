@@ -75,9 +75,14 @@ func TestRefusesWhatOthersCouldPlant(t *testing.T) {
 		t.Errorf("symlinked record: %v", err)
 	}
 	os.Remove(p)
-	os.WriteFile(p, []byte(`{"runtime":"runc"}`), 0o600)
+	os.WriteFile(p, []byte(`{"runtime":"runc","root":"","id":"abc"}`), 0o600)
 	if _, err := Load("", "abc"); err == nil || !strings.Contains(err.Error(), "absolute") {
 		t.Errorf("relative runtime: %v", err)
+	}
+	// A record of another root that hashes alike is not this container's.
+	os.WriteFile(p, []byte(`{"runtime":"/tmp/evil","root":"/elsewhere","id":"abc"}`), 0o600)
+	if rec, err := Load("", "abc"); rec != nil || err != nil {
+		t.Errorf("another root's record: %+v, %v", rec, err)
 	}
 	for _, id := range []string{"", ".", "..", "a/b", "../x"} {
 		if err := Save("", id, Record{Runtime: "/usr/sbin/runc"}); err == nil {
