@@ -14,8 +14,13 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
+	"strconv"
+	"strings"
 	"syscall"
 	"unicode/utf8"
+
+	"github.com/secrun/secrun/internal/safefile"
 )
 
 // MaxDocumentSize bounds what we read. containerd's largest configs are a
@@ -36,25 +41,21 @@ type Document[T any] struct {
 	gid  int
 }
 
-// Load reads path. A symlink, a non-regular file, an oversized file,
-// invalid UTF-8 or a JSON value other than an object are refused: secrun
-// must never follow a link planted in a bundle, nor rewrite what it cannot
-// read back exactly.
+// Load reads path. A symlink, a FIFO or anything else that is not a
+// regular file, an oversized file, invalid UTF-8, a JSON value other than
+// an object, or keys that decoders could read differently (see
+// decodeChecked) are refused: secrun must never follow a link planted in
+// a bundle, never hang on one, nor rewrite what it cannot read back
+// exactly.
 func Load[T any](path string) (*Document[T], error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	f, err := safefile.Open(path, os.O_RDONLY, 0, safefile.NoFollow)
 	if err != nil {
-		if errors.Is(err, syscall.ELOOP) {
-			return nil, fmt.Errorf("%s is a symlink; secrun refuses to follow links in a bundle, put the file itself there", path)
-		}
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("stat %s: %w", path, err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
 	}
 	raw, err := io.ReadAll(io.LimitReader(f, MaxDocumentSize+1))
 	if err != nil {
@@ -82,9 +83,9 @@ func Parse[T any](raw []byte) (*Document[T], error) {
 	if !utf8.Valid(raw) {
 		return nil, errors.New("not valid UTF-8 JSON")
 	}
-	tree, err := decodeTree(raw)
+	tree, err := decodeChecked(raw, reflect.TypeFor[T]())
 	if err != nil {
-		return nil, fmt.Errorf("invalid JSON: %w", err)
+		return nil, err
 	}
 	if _, ok := tree.(map[string]any); !ok {
 		return nil, errors.New("the document must be a JSON object")
@@ -93,7 +94,7 @@ func Parse[T any](raw []byte) (*Document[T], error) {
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return nil, fmt.Errorf("does not match the OCI schema: %w", err)
 	}
-	base, err := toTree(&v)
+	base, _, err := toTree(&v)
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +106,7 @@ func (d *Document[T]) Raw() []byte { return d.raw }
 
 // Changed reports whether Value differs from what was read.
 func (d *Document[T]) Changed() (bool, error) {
-	cur, err := toTree(d.Value)
+	cur, _, err := toTree(d.Value)
 	if err != nil {
 		return false, err
 	}
@@ -116,14 +117,14 @@ func (d *Document[T]) Changed() (bool, error) {
 // original tree. A key that Value did not change keeps the original's exact
 // value, including fields T has no place for; a key Value removed goes.
 func (d *Document[T]) Marshal() ([]byte, error) {
-	cur, err := toTree(d.Value)
+	cur, curJSON, err := toTree(d.Value)
 	if err != nil {
 		return nil, err
 	}
-	return d.marshalTree(cur)
+	return d.marshalTree(cur, curJSON)
 }
 
-func (d *Document[T]) marshalTree(cur any) ([]byte, error) {
+func (d *Document[T]) marshalTree(cur any, curJSON []byte) ([]byte, error) {
 	merged := merge(d.tree, d.base, cur)
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -132,23 +133,109 @@ func (d *Document[T]) marshalTree(cur any) ([]byte, error) {
 	if err := enc.Encode(merged); err != nil {
 		return nil, fmt.Errorf("encode: %w", err)
 	}
-	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+	out := bytes.TrimRight(buf.Bytes(), "\n")
+	if err := readsAs[T](out, cur, curJSON); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// readsAs decodes out as runc will, with encoding/json into T, and
+// requires the result to be the value the policy checked (cur, and its
+// encoding curJSON). The merge keeps what T does not know and only that,
+// so this holds by construction; it is checked anyway on every write,
+// because the day it does not hold, runc would start a container nobody
+// checked. Equal values of T encode to equal bytes (encoding/json sorts
+// map keys), so the common case costs one decode and one encode.
+func readsAs[T any](out []byte, cur any, curJSON []byte) error {
+	var v T
+	if err := json.Unmarshal(out, &v); err != nil {
+		return fmt.Errorf("the rewritten document does not decode: %w; refusing to write it", err)
+	}
+	gotJSON, err := json.Marshal(&v)
+	if err != nil {
+		return fmt.Errorf("encode: %w", err)
+	}
+	if bytes.Equal(gotJSON, curJSON) {
+		return nil
+	}
+	got, err := decodeTree(gotJSON)
+	if err != nil {
+		return err
+	}
+	p := firstDiff(got, cur, "$")
+	if p == "" {
+		p = "$"
+	}
+	return fmt.Errorf("the rewritten document would read differently from what the policy checked, at %s; refusing to write it", p)
+}
+
+// firstDiff is the JSON path of the first difference of two generic trees,
+// or "" when they are equal.
+func firstDiff(a, b any, path string) string {
+	switch av := a.(type) {
+	case map[string]any:
+		bv, ok := b.(map[string]any)
+		if !ok {
+			return path
+		}
+		keys := make([]string, 0, len(av)+len(bv))
+		for k := range av {
+			keys = append(keys, k)
+		}
+		for k := range bv {
+			if _, ok := av[k]; !ok {
+				keys = append(keys, k)
+			}
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			x, okA := av[k]
+			y, okB := bv[k]
+			if okA != okB {
+				return childPath(path, k)
+			}
+			if p := firstDiff(x, y, childPath(path, k)); p != "" {
+				return p
+			}
+		}
+		return ""
+	case []any:
+		bv, ok := b.([]any)
+		if !ok || len(av) != len(bv) {
+			return path
+		}
+		for i := range av {
+			if p := firstDiff(av[i], bv[i], fmt.Sprintf("%s[%d]", path, i)); p != "" {
+				return p
+			}
+		}
+		return ""
+	}
+	if !reflect.DeepEqual(a, b) {
+		return path
+	}
+	return ""
 }
 
 // Save writes the merged document back atomically (temporary file in the
 // same directory, fsync, rename, fsync of the directory) with the original
 // mode and owner. Nothing is written when Value is unchanged.
+//
+// Temporary files of earlier writers that died before their rename (a
+// create killed mid-rewrite) are removed first; see RemoveStaleTemps.
 func (d *Document[T]) Save() (bool, error) {
+	RemoveStaleTemps(d.Path)
 	// One encoding of Value serves both the change test and the merge:
 	// this runs on every container start.
-	cur, err := toTree(d.Value)
+	cur, curJSON, err := toTree(d.Value)
 	if err != nil {
 		return false, err
 	}
 	if reflect.DeepEqual(cur, d.base) {
 		return false, nil
 	}
-	out, err := d.marshalTree(cur)
+	out, err := d.marshalTree(cur, curJSON)
 	if err != nil {
 		return false, err
 	}
@@ -163,7 +250,11 @@ func (d *Document[T]) Save() (bool, error) {
 // the owner as created.
 func WriteAtomic(path string, data []byte, mode os.FileMode, uid, gid int) (err error) {
 	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".secrun-*")
+	// The writer's pid in the name tells a later create whether the file is
+	// a live writer's or a leftover (RemoveStaleTemps). CreateTemp opens
+	// with O_EXCL and a random suffix, so a name planted in advance fails
+	// the open instead of being written through.
+	tmp, err := os.CreateTemp(dir, tempPrefix(path)+strconv.Itoa(os.Getpid())+"-*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -202,6 +293,8 @@ func WriteAtomic(path string, data []byte, mode os.FileMode, uid, gid int) (err 
 	return nil
 }
 
+var errTrailing = errors.New("trailing data after the JSON object")
+
 func decodeTree(raw []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
@@ -210,17 +303,22 @@ func decodeTree(raw []byte) (any, error) {
 		return nil, err
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("trailing data after the JSON object")
+		return nil, errTrailing
 	}
 	return v, nil
 }
 
-func toTree(v any) (any, error) {
+// toTree is v as a generic tree, and as the JSON it was made from.
+func toTree(v any) (any, []byte, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		return nil, fmt.Errorf("encode: %w", err)
+		return nil, nil, fmt.Errorf("encode: %w", err)
 	}
-	return decodeTree(b)
+	// encoding/json's output is valid JSON with unique keys: the walk
+	// builds its tree without json.Decoder's cost.
+	w := &keyWalker{raw: b, trusted: true}
+	t, err := w.value(nil)
+	return t, b, err
 }
 
 // merge is a three-way merge: orig is the file, base is what the typed
@@ -272,4 +370,47 @@ func merge(orig, base, cur any) any {
 	default:
 		return cur
 	}
+}
+
+// tempPrefix is how every temporary file of path's writers begins.
+func tempPrefix(path string) string { return "." + filepath.Base(path) + ".secrun-" }
+
+// RemoveStaleTemps removes the temporary files that writers of path left
+// when they were killed between creating and renaming them. A file is
+// stale when the pid in its name is no process's; one whose pid is alive
+// may be another create's write in progress and is kept (a recycled pid
+// keeps a leftover for one more round, which is the safe side). Names
+// from before the pid was part of them end in CreateTemp's random
+// number, which is read as a pid too: above pid_max it is no process's.
+// Failures are ignored: cleaning up is not worth failing a create.
+func RemoveStaleTemps(path string) {
+	dir := filepath.Dir(path)
+	prefix := tempPrefix(path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok || e.IsDir() {
+			continue
+		}
+		digits, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(digits)
+		if err != nil || pid <= 0 || processAlive(pid) {
+			continue
+		}
+		// unlink(2) removes a link, never what it points to.
+		_ = syscall.Unlink(filepath.Join(dir, e.Name()))
+	}
+}
+
+// processAlive reports whether pid names a process. EPERM means it exists
+// but is not ours to signal.
+func processAlive(pid int) bool {
+	if pid > 1<<22 { // PID_MAX_LIMIT: no such process can exist
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }

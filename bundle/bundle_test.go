@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -203,50 +204,181 @@ func TestWriteAtomicFailureLeavesOriginal(t *testing.T) {
 	}
 }
 
+// FuzzRewrite asserts the property secrun rests on: what the policy
+// checked is what runc's decoder (encoding/json into specs.Spec) reads from
+// the file secrun writes, and what a case-sensitive decoder such as crun's
+// reads too. Seeds: the case-folding attacks, and real configs.
 func FuzzRewrite(f *testing.F) {
 	f.Add([]byte(futureConfig))
 	f.Add([]byte(`{"process":{"capabilities":{"bounding":["CAP_KILL"]}}}`))
 	f.Add([]byte(`{}`))
+	for _, tc := range foldAttacks {
+		f.Add([]byte(tc.doc))
+	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		d, err := Parse[specs.Spec](raw)
-		if err != nil {
-			return
-		}
-		// An untouched document must merge back to itself.
-		out, err := d.Marshal()
-		if err != nil {
-			t.Fatalf("Marshal: %v", err)
-		}
-		d2, err := Parse[specs.Spec](out)
-		if err != nil {
-			t.Fatalf("our own output does not parse: %v\n%s", err, out)
-		}
-		if changed, _ := d2.Changed(); changed {
-			t.Fatal("re-parse reports a change")
-		}
-		// A change must survive and leave unknown top-level keys alone.
-		if d.Value.Process == nil {
-			d.Value.Process = &specs.Process{}
-		}
-		d.Value.Process.NoNewPrivileges = !d.Value.Process.NoNewPrivileges
-		out, err = d.Marshal()
-		if err != nil {
-			t.Fatalf("Marshal after change: %v", err)
-		}
-		d3, err := Parse[specs.Spec](out)
-		if err != nil {
-			t.Fatalf("changed output does not parse: %v", err)
-		}
-		if d3.Value.Process.NoNewPrivileges != d.Value.Process.NoNewPrivileges {
-			t.Fatal("change lost")
-		}
-		var before, after map[string]json.RawMessage
-		json.Unmarshal(raw, &before)
-		json.Unmarshal(out, &after)
-		for k := range before {
-			if _, ok := after[k]; !ok && k != "process" {
-				t.Fatalf("top-level key %q lost", k)
+		checkRewrite(t, raw, func(s *specs.Spec) {
+			if s.Process == nil {
+				s.Process = &specs.Process{}
+			}
+			harden(s.Process)
+			s.Hooks = nil
+			if s.Linux != nil {
+				s.Linux.MaskedPaths = append(s.Linux.MaskedPaths, "/proc/kcore")
+			}
+		})
+	})
+}
+
+// FuzzRewriteProcess is FuzzRewrite for the process.json of exec --process.
+func FuzzRewriteProcess(f *testing.F) {
+	f.Add([]byte(`{"cwd":"/","args":["sh"],"user":{"uid":0,"gid":0},"capabilities":{"bounding":["CAP_SYS_ADMIN"]}}`))
+	f.Add([]byte(`{"cwd":"/","user":{"uid":1000,"gid":1000},"User":{"uid":0,"gid":0}}`))
+	f.Add([]byte("{\"cwd\":\"/\",\"noNewPrivilege\u017f\":false,\"futureKnob\":[1,2]}"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		checkRewrite(t, raw, harden)
+	})
+}
+
+func harden(p *specs.Process) {
+	p.NoNewPrivileges = !p.NoNewPrivileges
+	p.User.UID = 1000
+	if p.Capabilities == nil {
+		p.Capabilities = &specs.LinuxCapabilities{}
+	}
+	p.Capabilities.Bounding = []string{"CAP_NET_BIND_SERVICE"}
+}
+
+func checkRewrite[T any](t *testing.T, raw []byte, change func(*T)) {
+	d, err := Parse[T](raw)
+	if err != nil {
+		return
+	}
+	// The walk that checks the keys builds what json.Decoder builds.
+	if want, err := decodeTree(raw); err != nil || !reflect.DeepEqual(d.tree, want) {
+		t.Fatalf("tree %#v, json.Decoder's %#v (%v)", d.tree, want, err)
+	}
+	// Accepted input reads alike to runc and to a case-sensitive decoder.
+	if got, want := exactlyDecoded[T](t, raw), encode(t, d.Value); got != want {
+		t.Fatalf("accepted a document that decoders read differently:\ncase-sensitive %s\nencoding/json  %s", got, want)
+	}
+	// An untouched document merges back to itself.
+	out, err := d.Marshal()
+	if err != nil {
+		t.Fatalf("Marshal of an unchanged document: %v", err)
+	}
+	if d2, err := Parse[T](out); err != nil {
+		t.Fatalf("our own output does not parse: %v\n%s", err, out)
+	} else if changed, _ := d2.Changed(); changed {
+		t.Fatal("re-parse reports a change")
+	}
+	change(d.Value)
+	checked := encode(t, d.Value)
+	out, err = d.Marshal()
+	if err != nil {
+		t.Fatalf("Marshal after a change: %v", err)
+	}
+	var runc T
+	if err := json.Unmarshal(out, &runc); err != nil {
+		t.Fatalf("runc could not decode what secrun wrote: %v\n%s", err, out)
+	}
+	if got := encode(t, &runc); got != checked {
+		t.Fatalf("runc reads what secrun did not check:\nchecked %s\nreads   %s", checked, got)
+	}
+	if got := exactlyDecoded[T](t, out); got != checked {
+		t.Fatalf("a case-sensitive decoder reads what secrun did not check:\nchecked %s\nreads   %s", checked, got)
+	}
+	if _, err := Parse[T](out); err != nil {
+		t.Fatalf("secrun refuses its own output: %v\n%s", err, out)
+	}
+	var before, after map[string]json.RawMessage
+	json.Unmarshal(raw, &before)
+	json.Unmarshal(out, &after)
+	for k := range before {
+		if _, ok := after[k]; !ok {
+			if _, known := fieldsOf(reflect.TypeFor[T]()).types[k]; !known {
+				t.Fatalf("unknown top-level key %q lost", k)
 			}
 		}
-	})
+	}
+}
+
+func encode(t *testing.T, v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// exactlyDecoded is what a decoder that matches keys exactly (crun's)
+// reads into T: the generic tree with every key that names no field
+// exactly dropped, decoded again.
+func exactlyDecoded[T any](t *testing.T, raw []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var tree any
+	if err := dec.Decode(&tree); err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(exactView(tree, reflect.TypeFor[T]()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("exact view does not decode: %v", err)
+	}
+	return encode(t, &v)
+}
+
+func exactView(v any, t reflect.Type) any {
+	t = indirect(t)
+	if t == nil {
+		return v
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		out := map[string]any{}
+		switch t.Kind() {
+		case reflect.Map:
+			for k, e := range x {
+				out[k] = exactView(e, t.Elem())
+			}
+		case reflect.Struct:
+			types := fieldsOf(t).types
+			for k, e := range x {
+				if ft, ok := types[k]; ok {
+					out[k] = exactView(e, ft)
+				}
+			}
+		default:
+			return v
+		}
+		return out
+	case []any:
+		if t.Kind() != reflect.Slice && t.Kind() != reflect.Array {
+			return v
+		}
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = exactView(e, t.Elem())
+		}
+		return out
+	}
+	return v
+}
+
+// BenchmarkParse is the read of a create: runc spec's config.json decoded
+// and checked for keys decoders would read differently.
+func BenchmarkParse(b *testing.B) {
+	raw, err := os.ReadFile("../policy/testdata/runc-spec.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse[specs.Spec](raw); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

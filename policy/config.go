@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/secrun/secrun/internal/safefile"
 	"github.com/secrun/secrun/profiles"
 	"github.com/secrun/secrun/spec"
 	"sigs.k8s.io/yaml"
@@ -86,8 +87,11 @@ func LoadConfig() (*Config, error) {
 	return c, nil
 }
 
+// readLimited reads the configuration without blocking on a FIFO. It
+// follows a symlink: the path is the admin's, and a Kubernetes ConfigMap
+// mounts its files as links.
 func readLimited(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := safefile.Open(path, os.O_RDONLY, 0, safefile.FollowLinks)
 	if err != nil {
 		return nil, err
 	}

@@ -68,6 +68,14 @@ func TestBadInput(t *testing.T) {
 				os.WriteFile(p, []byte(`{"cwd":"/","args":["sh"],"user":{"uid":1000,"gid":1000},"noNewPrivileges":true,"capabilities":{"bounding":["CAP_SYS_ADMIN"],"effective":["CAP_SYS_ADMIN"],"permitted":["CAP_SYS_ADMIN"]}}`), 0o600)
 				return []string{"exec", "--process", p, "id"}
 			}, want: "SYS_ADMIN"},
+		{name: "config.json with Process beside process", setup: writeConfig([]byte(strings.Replace(string(good), `"process"`, `"Process": {"cwd": "/", "user": {"uid": 0, "gid": 0}}, "process"`, 1))), want: `key "Process" at $ is not spelled like the field "process"`},
+		{name: "config.json with the Kelvin sign in a field", setup: writeConfig([]byte(strings.Replace(string(good), `"maskedPaths"`, "\"mas\u212aedPaths\"", 1))), want: "is not spelled like the field \"maskedPaths\""},
+		{name: "process.json with User beside user", setup: writeConfig(good),
+			args: func(b string) []string {
+				p := filepath.Join(b, "process.json")
+				os.WriteFile(p, []byte(`{"cwd":"/","args":["sh"],"user":{"uid":1000,"gid":1000},"User":{"uid":0,"gid":0}}`), 0o600)
+				return []string{"exec", "--process", p, "id"}
+			}, want: `key "User" at $ collides with "user"`},
 		{name: "flag without value", setup: writeConfig(good), args: func(b string) []string { return []string{"create", "--bundle"} }, want: "needs a value"},
 	}
 	for _, tc := range cases {

@@ -111,4 +111,13 @@ func TestFaultKilledMidRewrite(t *testing.T) {
 		}
 	}
 	t.Logf("after 40 kills: %d old, %d new", sawOld, sawNew)
+	// A kill between the temporary file's creation and its rename leaves
+	// the file; the next create that rewrites removes every dead writer's.
+	os.WriteFile(p, orig, 0o644)
+	if r := testenv.Run(t, env, filepath.Join(bin, "secrun-restricted"), "create", "--bundle", b, "id"); r.Code != 0 {
+		t.Fatalf("create after the kills: %s", r.Stderr)
+	}
+	if left, _ := filepath.Glob(filepath.Join(b, ".config.json.secrun-*")); len(left) != 0 {
+		t.Errorf("temporary files of killed creates left after the next create: %v", left)
+	}
 }

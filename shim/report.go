@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/secrun/secrun/internal/safefile"
 	"github.com/secrun/secrun/policy"
 )
 
@@ -59,7 +60,9 @@ func writeRuntimeLog(path, format, level, msg string) error {
 	if path == "" {
 		return nil
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	// containerd passes <bundle>/log.json, in the directory an attacker
+	// may write: no link is followed, no FIFO blocks.
+	f, err := safefile.Open(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644, safefile.NoFollow)
 	if err != nil {
 		return err
 	}
@@ -118,7 +121,9 @@ func writeAudit(target string, rec *AuditRecord, stderr io.Writer) error {
 	if err := os.MkdirAll(filepath.Dir(target), 0o750); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(target, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	// A link planted at the audit log's path would have secrun, as root,
+	// append to any file; a FIFO would hang every create.
+	f, err := safefile.Open(target, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640, safefile.NoFollow)
 	if err != nil {
 		return err
 	}

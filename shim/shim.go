@@ -40,25 +40,36 @@ func Main(argv []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
+	if inv.StartsNothing() {
+		return lifecycle(inv, argv[0], stderr)
+	}
 	cfg, err := policy.LoadConfig()
 	if err != nil {
-		// Fail closed: with no readable policy, nothing runs, not even a
-		// pass-through, since the delegate itself is configuration.
+		// Fail closed: with no readable policy, nothing starts (lifecycle
+		// commands, which start nothing, never get here).
 		return fail(inv, stderr, fmt.Errorf("secrun: %w", err))
 	}
 	pol, err := cfg.Policy(PolicyName(argv[0], cfg))
 	if err != nil {
 		return fail(inv, stderr, fmt.Errorf("secrun: %w", err))
 	}
-	runtime, err := ResolveRuntime(cfg.RuntimeFor(pol))
-	if err != nil {
-		return fail(inv, stderr, fmt.Errorf("secrun: %w", err))
+	var runtime string
+	if inv.Command == "exec" && inv.ContainerID != "" {
+		// exec enters a container that exists: its own runtime, even after
+		// runtime: changed (another runtime does not know the container).
+		runtime, _ = recordedRuntime(inv)
+	}
+	if runtime == "" {
+		if runtime, err = ResolveRuntime(cfg.RuntimeFor(pol)); err != nil {
+			return fail(inv, stderr, fmt.Errorf("secrun: %w", err))
+		}
 	}
 	if inv.NeedsPolicy() {
 		if err := apply(inv, cfg, pol, stderr); err != nil {
 			return fail(inv, stderr, err)
 		}
 	}
+	remember(inv, runtime, pol.Name, stderr)
 	return fail(inv, stderr, execDelegate(runtime, inv.Args))
 }
 

@@ -35,6 +35,7 @@ func TestContainerd(t *testing.T) {
 	t.Run("cri/restricted-pod", e.testCRIRestricted)
 	t.Run("cri/annotations-need-allowlist", e.testCRIAllowlist)
 	t.Run("cri/baseline-refuses-privileged", e.testCRIRefusal)
+	t.Run("ctr/kill-delete-with-broken-config", e.testCtrBrokenConfig)
 	t.Run("secrunctl/uninstall", e.testUninstall)
 	t.Logf("suite took %v", time.Since(start).Round(time.Millisecond))
 }
@@ -357,6 +358,70 @@ func auditRecord(t *testing.T, path, id string) map[string]any {
 		t.Fatalf("no audit record for container %s in %s", id, path)
 	}
 	return last
+}
+
+// testCtrBrokenConfig is what a typo in config.yaml must not do: strand
+// running containers. A task started through secrun-baseline is killed and
+// deleted by containerd's runc shim (secrun-baseline kill, delete) after
+// config.yaml became invalid YAML, while a new container is refused with
+// secrun's line.
+func (e *env) testCtrBrokenConfig(t *testing.T) {
+	cfg := filepath.Join(e.dir, "secrun", "config.yaml")
+	orig, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.WriteFile(cfg, orig, 0o644)
+	id := "lifecycle-" + randHex(6)
+	// ctr refuses --rm with --detach.
+	args := append(slices.DeleteFunc(e.ctrRun("secrun-baseline"), func(a string) bool { return a == "--rm" }), "--detach", pauseRef, id)
+	if r := e.ctr(ctrNamespace, args...); r.code != 0 {
+		t.Fatalf("ctr run --detach through secrun-baseline: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if err := os.WriteFile(cfg, []byte("policies: [\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.ctr(ctrNamespace, "tasks", "kill", "--signal", "SIGKILL", id); r.code != 0 {
+		t.Fatalf("ctr tasks kill with a broken config: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// The bound only turns a task that never stops into a failure.
+	for i := 0; ; i++ {
+		out := e.ctr(ctrNamespace, "tasks", "ls").stdout
+		if line := taskLine(out, id); strings.Contains(line, "STOPPED") {
+			break
+		} else if i == 300 {
+			t.Fatalf("task %s did not stop after SIGKILL: %q", id, line)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if r := e.ctr(ctrNamespace, "tasks", "delete", id); r.code != 0 {
+		t.Fatalf("ctr tasks delete with a broken config: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := e.ctr(ctrNamespace, "containers", "delete", id); r.code != 0 {
+		t.Errorf("ctr containers delete: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if out := e.ctr(ctrNamespace, "tasks", "ls").stdout; taskLine(out, id) != "" {
+		t.Errorf("task %s still listed after delete:\n%s", id, out)
+	}
+	if left, _ := filepath.Glob(filepath.Join(e.dir, "secrun-state", "*", id+".json")); len(left) != 0 {
+		t.Errorf("secrun's record outlived the container: %v", left)
+	}
+	id2 := "lifecycle-new-" + randHex(6)
+	r := e.ctr(ctrNamespace, append(e.ctrRun("secrun-baseline"), pauseRef, id2)...)
+	if r.code == 0 || !strings.Contains(r.stderr, "not valid YAML") {
+		t.Errorf("a new container with a broken config: exit %d, %s", r.code, r.stderr)
+	}
+	t.Logf("ctr says: %s", strings.TrimSpace(r.stderr))
+	e.ctr(ctrNamespace, "containers", "delete", id2)
+}
+
+func taskLine(ls, id string) string {
+	for _, l := range strings.Split(ls, "\n") {
+		if f := strings.Fields(l); len(f) > 0 && f[0] == id {
+			return l
+		}
+	}
+	return ""
 }
 
 // testUninstall takes the handlers out of the configuration containerd

@@ -403,7 +403,9 @@ func (e *env) start() {
 	cmd := exec.Command("containerd", "--config", filepath.Join(e.dir, "containerd.toml"), "--log-level", "info")
 	// The shims inherit containerd's environment and pass it to the
 	// runtime: this is how secrun finds the test's configuration.
-	cmd.Env = append(os.Environ(), "SECRUN_CONFIG="+filepath.Join(e.dir, "secrun", "config.yaml"))
+	// secrun's per-container records stay in the test's directory too.
+	cmd.Env = append(os.Environ(), "SECRUN_CONFIG="+filepath.Join(e.dir, "secrun", "config.yaml"),
+		"SECRUN_STATE_DIR="+filepath.Join(e.dir, "secrun-state"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// If the test binary dies, containerd goes with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -246,5 +246,13 @@ func WriteConfig(t testing.TB, body string) (env []string, audit string) {
 	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return []string{"SECRUN_CONFIG=" + p}, audit
+	return []string{"SECRUN_CONFIG=" + p, StateDirEnv(t)}, audit
+}
+
+// StateDirEnv keeps secrun's per-container records (internal/runstate) in
+// a directory of the test's instead of the host's /run/secrun.
+func StateDirEnv(t testing.TB) string {
+	t.Helper()
+	d := filepath.Join(t.TempDir(), "secrun-state")
+	return "SECRUN_STATE_DIR=" + d
 }
