@@ -23,6 +23,12 @@ import (
 // code a cli.Exit asked for (0 if none) and the error.
 func runCLI(t *testing.T, args ...string) (string, string, int, error) {
 	t.Helper()
+	return runCommands(t, []*cli.Command{translateCommand, checkCommand}, args...)
+}
+
+// runCommands runs a secrunctl made of cmds.
+func runCommands(t *testing.T, cmds []*cli.Command, args ...string) (string, string, int, error) {
+	t.Helper()
 	var out, errOut bytes.Buffer
 	code := 0
 	prev := cli.OsExiter
@@ -30,7 +36,7 @@ func runCLI(t *testing.T, args ...string) (string, string, int, error) {
 	defer func() { cli.OsExiter = prev }()
 	app := &cli.App{
 		Name:      "secrunctl",
-		Commands:  []*cli.Command{translateCommand, checkCommand},
+		Commands:  cmds,
 		Writer:    &out,
 		ErrWriter: &errOut,
 	}
