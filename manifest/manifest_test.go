@@ -412,10 +412,19 @@ func TestTranslatePodLevel(t *testing.T) {
 		{name: "legacy AppArmor annotation on a node without AppArmor",
 			doc:    "metadata:\n  annotations:\n    container.apparmor.security.beta.kubernetes.io/c: localhost/k8s-x\nspec:\n  containers:\n  - {name: c, image: x}\n",
 			errHas: `metadata.annotations["container.apparmor.security.beta.kubernetes.io/c"]: appArmorProfile Localhost "k8s-x": AppArmor is not enabled`},
-		{name: "legacy seccomp annotation", doc: "metadata:\n  annotations:\n    seccomp.security.alpha.kubernetes.io/pod: localhost/deny-chmod.json\nspec:\n  containers:\n  - {name: c, image: x}\n",
+		{name: "legacy seccomp annotation, Kubernetes 1.26", opts: Options{KubernetesVersion: "1.26"}, doc: "metadata:\n  annotations:\n    seccomp.security.alpha.kubernetes.io/pod: localhost/deny-chmod.json\nspec:\n  containers:\n  - {name: c, image: x}\n",
 			check: func(t *testing.T, b ContainerBundle) {
 				if b.Spec.Linux.Seccomp == nil || b.Spec.Linux.Seccomp.DefaultAction != specs.ActAllow {
 					t.Errorf("seccomp %+v", b.Spec.Linux.Seccomp)
+				}
+			}},
+		{name: "legacy seccomp annotation, newest Kubernetes: ignored, said so", doc: "metadata:\n  annotations:\n    seccomp.security.alpha.kubernetes.io/pod: localhost/deny-chmod.json\nspec:\n  containers:\n  - {name: c, image: x}\n",
+			check: func(t *testing.T, b ContainerBundle) {
+				if b.Spec.Linux.Seccomp != nil {
+					t.Errorf("seccomp %+v", b.Spec.Linux.Seccomp)
+				}
+				if len(b.Warnings) != 1 || !strings.Contains(b.Warnings[0], `metadata.annotations["seccomp.security.alpha.kubernetes.io/pod"]: ignored: Kubernetes 1.27 and later`) {
+					t.Errorf("warnings %q", b.Warnings)
 				}
 			}},
 		{name: "a relative root.path with an absolute image rootfs", doc: "spec:\n  containers:\n  - {name: c, image: x}\n",

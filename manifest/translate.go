@@ -29,8 +29,9 @@ type Options struct {
 	ImageUser  string
 	ImageUsers map[string]string
 
-	// KubernetesVersion picks the sysctl safe set ("1.31"); "" means the
-	// newest the spec package knows.
+	// KubernetesVersion picks the sysctl safe set ("1.31") and whether the
+	// legacy seccomp annotations count (up to 1.26); "" means the newest
+	// the spec package knows.
 	KubernetesVersion string
 	// AllowedUnsafeSysctls is the kubelet's --allowed-unsafe-sysctls:
 	// names or prefixes ending in "*".
@@ -247,6 +248,7 @@ func translateContainer(w *Workload, c *corev1.Container, path string, opts Opti
 		MetadataPath:                 w.MetaPath,
 		RootfsPath:                   opts.ImageRootfs,
 		ImageUser:                    imageUser,
+		KubernetesVersion:            opts.KubernetesVersion,
 		Sysctls:                      spec.SysctlPolicy{KubernetesVersion: opts.KubernetesVersion, AllowedUnsafe: opts.AllowedUnsafeSysctls},
 		SeccompProfileRoot:           opts.SeccompProfileRoot,
 		SeccompDefault:               opts.SeccompDefault,

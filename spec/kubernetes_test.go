@@ -562,6 +562,13 @@ func TestKubernetesSeccomp(t *testing.T) {
 			}
 		}
 	}
+	at := func(version string, f func(*KubernetesInputs)) func(*KubernetesInputs) {
+		return func(in *KubernetesInputs) {
+			f(in)
+			in.KubernetesVersion = version
+		}
+	}
+	v126 := func(f func(*KubernetesInputs)) func(*KubernetesInputs) { return at("1.26", f) }
 	runK8sCases(t, []k8sCase{
 		{name: "unset is Unconfined", check: none},
 		{name: "unset with --seccomp-default is RuntimeDefault", in: func(in *KubernetesInputs) { in.SeccompDefault = true }, check: isDefault},
@@ -608,22 +615,54 @@ func TestKubernetesSeccomp(t *testing.T) {
 			errHas: []string{"spec.securityContext.seccompProfile.localhostProfile: may only be set when type is Localhost"}},
 		{name: "unknown type", ctr: &SecurityContext{SeccompProfile: &Profile{Type: "runtimedefault"}},
 			errHas: []string{`seccompProfile.type: unknown value "runtimedefault"; did you mean RuntimeDefault?`}},
-		{name: "legacy pod annotation runtime/default", in: ann(SeccompPodAnnotation, "runtime/default"), check: isDefault},
-		{name: "legacy pod annotation docker/default", in: ann(SeccompPodAnnotation, "docker/default"), check: isDefault},
-		{name: "legacy container annotation wins over the pod annotation",
-			in: ann(SeccompPodAnnotation, "runtime/default", SeccompContainerAnnotationPrefix+"app", "localhost/oci.json"), check: isOCI, noWarn: true},
-		{name: "another container's annotation does not apply",
-			in: ann(SeccompContainerAnnotationPrefix+"other", "localhost/oci.json"), check: none},
-		{name: "legacy container annotation unconfined over pod RuntimeDefault annotation",
-			in: ann(SeccompPodAnnotation, "runtime/default", SeccompContainerAnnotationPrefix+"app", "unconfined"), check: none},
-		{name: "container annotation wins over the pod field (the kubelet's order)",
+		// Up to 1.26 an annotation stood in for its level's unset field.
+		{name: "1.26: legacy pod annotation runtime/default", in: v126(ann(SeccompPodAnnotation, "runtime/default")), check: isDefault},
+		{name: "1.24: legacy pod annotation docker/default", in: at("1.24", ann(SeccompPodAnnotation, "docker/default")), check: isDefault},
+		{name: "1.26: legacy container annotation wins over the pod annotation",
+			in: v126(ann(SeccompPodAnnotation, "runtime/default", SeccompContainerAnnotationPrefix+"app", "localhost/oci.json")), check: isOCI, noWarn: true},
+		{name: "1.26: another container's annotation does not apply",
+			in: v126(ann(SeccompContainerAnnotationPrefix+"other", "localhost/oci.json")), check: none},
+		{name: "1.26: legacy container annotation unconfined over pod RuntimeDefault annotation",
+			in: v126(ann(SeccompPodAnnotation, "runtime/default", SeccompContainerAnnotationPrefix+"app", "unconfined")), check: none},
+		{name: "1.26: container annotation wins over the pod field (copied into the container's field)",
 			pod: &PodSecurityContext{SeccompProfile: &Profile{Type: "RuntimeDefault"}},
-			in:  ann(SeccompContainerAnnotationPrefix+"app", "localhost/oci.json"), check: isOCI},
-		{name: "a field wins over the annotations, with a warning",
+			in:  v126(ann(SeccompContainerAnnotationPrefix+"app", "localhost/oci.json")), check: isOCI},
+		{name: "1.26: a field wins over the other level's annotation, with a warning",
 			ctr:     &SecurityContext{SeccompProfile: &Profile{Type: "RuntimeDefault"}},
-			in:      ann(SeccompPodAnnotation, "unconfined"),
+			in:      v126(ann(SeccompPodAnnotation, "unconfined")),
 			check:   isDefault,
 			warnHas: []string{`metadata.annotations["seccomp.security.alpha.kubernetes.io/pod"]: ignored: spec.containers[0].securityContext.seccompProfile decides`}},
+		{name: "v1.26.15 counts as 1.26", in: at("v1.26.15", ann(SeccompPodAnnotation, "runtime/default")), check: isDefault},
+		// From 1.27 the annotations decide nothing.
+		{name: "1.27: a Pod annotation alone leaves the container unconfined, with a warning",
+			in: at("1.27", ann(SeccompPodAnnotation, "runtime/default")), check: none,
+			warnHas: []string{`metadata.annotations["seccomp.security.alpha.kubernetes.io/pod"]: ignored: Kubernetes 1.27 and later ignore the seccomp annotations (the kubelet since 1.25), so the container runs with no seccomp profile (Unconfined); set securityContext.seccompProfile instead`}},
+		{name: "newest: a container annotation alone is ignored", in: ann(SeccompContainerAnnotationPrefix+"app", "localhost/oci.json"), check: none,
+			warnHas: []string{`container.seccomp.security.alpha.kubernetes.io/app"]: ignored: Kubernetes 1.27 and later`}},
+		{name: "newest: the container annotation does not beat the pod field",
+			pod: &PodSecurityContext{SeccompProfile: &Profile{Type: "RuntimeDefault"}},
+			in:  ann(SeccompContainerAnnotationPrefix+"app", "unconfined"), check: isDefault,
+			warnHas: []string{"runs with the profile of spec.securityContext.seccompProfile"}},
+		{name: "newest: an ignored annotation under --seccomp-default says what runs",
+			in: func(in *KubernetesInputs) {
+				ann(SeccompPodAnnotation, "unconfined")(in)
+				in.SeccompDefault = true
+			}, check: isDefault,
+			warnHas: []string{"runs with RuntimeDefault, from the kubelet's --seccomp-default"}},
+		// Every version refuses an annotation that contradicts its level's
+		// field.
+		{name: "1.26: annotation and field of one level disagree",
+			ctr:    &SecurityContext{SeccompProfile: &Profile{Type: "RuntimeDefault"}},
+			in:     v126(ann(SeccompContainerAnnotationPrefix+"app", "unconfined")),
+			errHas: []string{`metadata.annotations["container.seccomp.security.alpha.kubernetes.io/app"]: "unconfined" contradicts spec.containers[0].securityContext.seccompProfile (type RuntimeDefault)`}},
+		{name: "newest: annotation and field of one level disagree",
+			pod:    &PodSecurityContext{SeccompProfile: &Profile{Type: "Localhost", LocalhostProfile: strp("oci.json")}},
+			in:     ann(SeccompPodAnnotation, "localhost/other.json"),
+			errHas: []string{`"localhost/other.json" contradicts spec.securityContext.seccompProfile (type Localhost)`}},
+		{name: "newest: annotation and field of one level agree",
+			pod:   &PodSecurityContext{SeccompProfile: &Profile{Type: "RuntimeDefault"}},
+			in:    ann(SeccompPodAnnotation, "docker/default"),
+			check: isDefault},
 		{name: "bad annotation value", in: ann(SeccompPodAnnotation, "runtime/defualt"),
 			errHas: []string{`metadata.annotations["seccomp.security.alpha.kubernetes.io/pod"]: unknown value "runtime/defualt"; did you mean runtime/default?`}},
 		{name: "annotation localhost/ without a name", in: ann(SeccompPodAnnotation, "localhost/"),

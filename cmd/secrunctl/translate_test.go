@@ -383,3 +383,49 @@ func TestCheckUnknownPolicy(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestCheckLegacySeccompAnnotation: a Pod whose only seccomp setting is
+// the annotation runs unconfined on Kubernetes 1.27 and later, so the
+// restricted policy refuses it there and says why; on 1.26 the API server
+// would have copied it into the field.
+func TestCheckLegacySeccompAnnotation(t *testing.T) {
+	m := writeManifest(t, `apiVersion: v1
+kind: Pod
+metadata:
+  name: ann
+  annotations:
+    seccomp.security.alpha.kubernetes.io/pod: runtime/default
+spec:
+  securityContext: {runAsNonRoot: true, runAsUser: 1000}
+  containers:
+  - name: app
+    image: x
+    securityContext:
+      allowPrivilegeEscalation: false
+      capabilities: {drop: [ALL]}
+`)
+	for _, tc := range []struct {
+		version string
+		code    int
+		has     []string
+	}{
+		{"", 3, []string{"policy restricted (enforce): refused", "securityContext.seccompProfile: no seccomp filter confines the process",
+			`metadata.annotations["seccomp.security.alpha.kubernetes.io/pod"]: ignored: Kubernetes 1.27 and later ignore the seccomp annotations`}},
+		{"1.27", 3, []string{"refused"}},
+		{"1.26", 0, []string{"policy restricted (enforce): allowed"}},
+	} {
+		args := []string{"check", "--policy", "restricted", "--mode", "enforce", "-f", m}
+		if tc.version != "" {
+			args = append(args, "--kubernetes-version", tc.version)
+		}
+		out, _, code, _ := runCLI(t, args...)
+		if code != tc.code {
+			t.Errorf("version %q: exit %d, want %d\n%s", tc.version, code, tc.code, out)
+		}
+		for _, h := range tc.has {
+			if !strings.Contains(out, h) {
+				t.Errorf("version %q: output lacks %q\n%s", tc.version, h, out)
+			}
+		}
+	}
+}
