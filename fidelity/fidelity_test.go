@@ -388,3 +388,40 @@ func TestDocsUpToDate(t *testing.T) {
 }
 
 var _ = spec.DefaultAppArmorProfile
+
+// TestSELinuxNode: on an SELinux node containerd's labels, with their
+// own random pair, compare equal to translate's.
+func TestSELinuxNode(t *testing.T) {
+	o := Options{Node: Node{SELinux: true}}
+	dir := t.TempDir()
+	ws, _ := manifest.Parse([]byte(basePod))
+	podDir := filepath.Join(dir, "team", "web")
+	if err := os.MkdirAll(podDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(podDir, PodFile), []byte(basePod), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bs, err := manifest.Translate(ws[0], translateOptions(ws[0], &specs.Spec{}, o, "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := bs[0].Spec
+	s.Process.SelinuxLabel = "system_u:system_r:container_t:s0:c111,c222"
+	s.Linux.MountLabel = "system_u:object_r:container_file_t:s0:c111,c222"
+	writeJSON(t, filepath.Join(podDir, "app.json"), s)
+	writeJSON(t, filepath.Join(podDir, SandboxFile), &specs.Spec{Process: &specs.Process{SelinuxLabel: "system_u:system_r:container_t:s0:c111,c222"}})
+	r, err := Run(dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Unexplained+r.Explained != 0 {
+		t.Fatalf("differences: %+v", r.Containers)
+	}
+	// containerd's container_t with translate's spc_t is a difference.
+	s.Process.SelinuxLabel = "system_u:system_r:spc_t:s0:c111,c222"
+	writeJSON(t, filepath.Join(podDir, "app.json"), s)
+	if r, _ = Run(dir, o); r.Unexplained != 1 {
+		t.Fatalf("type change not reported: %+v", r.Containers)
+	}
+}

@@ -284,8 +284,13 @@ func sandboxLevel(c *Case) []Difference {
 	if sl == "" || cl == "" || sl == cl || !mcsLevel.MatchString(sl) {
 		return nil
 	}
-	// A level the Pod gives for this container alone replaces the pair.
-	if sc := c.Container.SecurityContext; sc != nil && sc.SELinuxOptions != nil && sc.SELinuxOptions.Level != "" {
+	// Only a container without seLinuxOptions (its own or the Pod's,
+	// which the kubelet hands down) copies the sandbox's label; with
+	// options containerd draws it a pair of its own, or takes their level.
+	if sc := c.Container.SecurityContext; sc != nil && sc.SELinuxOptions != nil && *sc.SELinuxOptions != (corev1.SELinuxOptions{}) {
+		return nil
+	}
+	if sc := c.Pod.Spec.SecurityContext; sc != nil && sc.SELinuxOptions != nil && *sc.SELinuxOptions != (corev1.SELinuxOptions{}) {
 		return nil
 	}
 	return []Difference{{Field: "process.selinuxLabel (level shared with the sandbox)", Captured: cl, Translated: "the sandbox's " + sl}}

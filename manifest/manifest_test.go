@@ -556,3 +556,31 @@ func TestSeedFilesParse(t *testing.T) {
 		}
 	}
 }
+
+// TestTranslateSELinuxPodPair: on an SELinux node every container is
+// labelled; those without seLinuxOptions share the Pod's pair, one with
+// options gets a pair of its own, as containerd's go-selinux InitLabels.
+func TestTranslateSELinuxPodPair(t *testing.T) {
+	ws, err := Parse([]byte("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - {name: c, image: x}\n  - {name: d, image: x}\n  - {name: e, image: x, securityContext: {seLinuxOptions: {type: container_init_t}}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	on := true
+	bs, err := Translate(ws[0], Options{SELinux: &on})
+	if err != nil || len(bs) != 3 {
+		t.Fatalf("%d bundles, %v", len(bs), err)
+	}
+	level := func(b ContainerBundle) string {
+		parts := strings.SplitN(b.Spec.Process.SelinuxLabel, ":", 4)
+		if len(parts) != 4 {
+			t.Fatalf("%s: label %q", b.Name, b.Spec.Process.SelinuxLabel)
+		}
+		return parts[3]
+	}
+	if !strings.HasPrefix(bs[0].Spec.Process.SelinuxLabel, "system_u:system_r:container_t:s0:c") {
+		t.Errorf("label %q", bs[0].Spec.Process.SelinuxLabel)
+	}
+	if level(bs[0]) != level(bs[1]) || level(bs[2]) == level(bs[0]) || !strings.Contains(bs[2].Spec.Process.SelinuxLabel, ":container_init_t:") {
+		t.Errorf("labels %q %q %q", bs[0].Spec.Process.SelinuxLabel, bs[1].Spec.Process.SelinuxLabel, bs[2].Spec.Process.SelinuxLabel)
+	}
+}

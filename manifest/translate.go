@@ -46,8 +46,14 @@ type Options struct {
 	AppArmor spec.AppArmorHost
 	// SELinux says whether the node has SELinux; nil asks the kernel.
 	// Without it seLinuxOptions are left out with a warning, as containerd
-	// does.
+	// does; with it every container is labelled, by default with type
+	// container_t and the Pod's MCS pair.
 	SELinux *bool
+	// SELinuxLevel is the Pod's MCS level, shared by the containers that
+	// give no seLinuxOptions; "" draws one per Pod. NewSELinuxLevel draws
+	// levels (nil: spec.NewMCSLevel).
+	SELinuxLevel    string
+	NewSELinuxLevel func() string
 	// AmbientCapabilities opts in to raising a non-root container's added
 	// capabilities into its ambient set (beyond containerd).
 	AmbientCapabilities bool
@@ -170,6 +176,15 @@ func Translate(w *Workload, opts Options) ([]ContainerBundle, error) {
 		out  []ContainerBundle
 		errs []error
 	)
+	// One pair for the Pod, as containerd draws one for its sandbox and
+	// copies it to each container that asks for no label of its own.
+	if opts.SELinuxLevel == "" {
+		if opts.NewSELinuxLevel != nil {
+			opts.SELinuxLevel = opts.NewSELinuxLevel()
+		} else {
+			opts.SELinuxLevel = spec.NewMCSLevel()
+		}
+	}
 	for _, r := range all {
 		b, err := translateContainer(w, r.c, r.path, opts)
 		if err != nil {
@@ -254,6 +269,8 @@ func translateContainer(w *Workload, c *corev1.Container, path string, opts Opti
 		SeccompDefault:               opts.SeccompDefault,
 		AppArmor:                     opts.AppArmor,
 		SELinux:                      opts.SELinux,
+		SELinuxLevel:                 opts.SELinuxLevel,
+		NewSELinuxLevel:              opts.NewSELinuxLevel,
 		Annotations:                  w.PodMeta.Annotations,
 		HostUsers:                    ps.HostUsers,
 		AmbientCapabilities:          opts.AmbientCapabilities,

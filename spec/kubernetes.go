@@ -103,6 +103,13 @@ type KubernetesInputs struct {
 
 	// SELinux says whether the node has SELinux; nil asks the kernel.
 	SELinux *bool
+	// SELinuxLevel is the Pod's MCS level ("s0:c12,c345"), which its
+	// sandbox and every container without seLinuxOptions share; "" draws
+	// one.
+	SELinuxLevel string
+	// NewSELinuxLevel draws MCS levels; nil means NewMCSLevel. Tests make
+	// it deterministic.
+	NewSELinuxLevel func() string
 	// Warn receives what is ignored or skipped, and why; nil drops it.
 	Warn func(string)
 }
@@ -681,23 +688,49 @@ func (t *translation) sysctlsStep() Step {
 	}}
 }
 
+// seLinuxStep labels the container as containerd does on an SELinux
+// node: every container gets a label, seLinuxOptions or not. Without
+// options it inherits its sandbox's, type container_t and the Pod's MCS
+// pair (containerd copies the sandbox's label, DupSecOpt, in
+// internal/cri/server/container_create.go); with options, go-selinux's
+// InitLabels fills what they leave out from container_t and a fresh
+// pair, and a level given replaces the pair.
 func (t *translation) seLinuxStep() Step {
 	o := t.eff.SELinuxOptions
-	if o == nil || *o == (SELinuxOptions{}) {
-		return Step{}
-	}
-	path := t.fieldPath("seLinuxOptions", t.ctr.SELinuxOptions != nil)
+	given := o != nil && *o != (SELinuxOptions{})
 	enabled := SELinuxEnabled()
 	if t.in.SELinux != nil {
 		enabled = *t.in.SELinux
 	}
+	if !given {
+		if !enabled {
+			return Step{}
+		}
+		level := t.in.SELinuxLevel
+		if level == "" {
+			level = t.newSELinuxLevel()
+		}
+		opts := SELinuxOptions{Level: level}
+		return Step{Name: "seLinuxOptions", Field: "(the Pod's SELinux label)", Option: WithSELinuxOptions(&opts)}
+	}
+	path := t.fieldPath("seLinuxOptions", t.ctr.SELinuxOptions != nil)
 	opts := *o
 	if !enabled {
 		t.warn(path, "ignored: SELinux is not enabled on this node (containerd leaves the labels out, and runc would refuse a labelled process)")
 		// Still refuse what could never be a label.
 		return Step{Name: "seLinuxOptions", Field: path, Option: wrapField(path, func(*specs.Spec) error { return opts.Validate() })}
 	}
+	if opts.Level == "" {
+		opts.Level = t.newSELinuxLevel()
+	}
 	return Step{Name: "seLinuxOptions", Field: path, Option: wrapField(path, WithSELinuxOptions(&opts))}
+}
+
+func (t *translation) newSELinuxLevel() string {
+	if t.in.NewSELinuxLevel != nil {
+		return t.in.NewSELinuxLevel()
+	}
+	return NewMCSLevel()
 }
 
 // seccompAnnotationsLastMinor is the last Kubernetes minor version in

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -731,12 +732,39 @@ func TestKubernetesSELinuxAndWindows(t *testing.T) {
 		}
 	}
 	selinux := func(on bool) func(*KubernetesInputs) { return func(in *KubernetesInputs) { in.SELinux = &on } }
+	// The Pod's pair is s0:c3,c4; fresh pairs are s0:c7,c8.
+	selinuxPair := func(on bool) func(*KubernetesInputs) {
+		return func(in *KubernetesInputs) {
+			in.SELinux = &on
+			in.SELinuxLevel = "s0:c3,c4"
+			in.NewSELinuxLevel = func() string { return "s0:c7,c8" }
+		}
+	}
 	runK8sCases(t, []k8sCase{
 		{name: "pod seLinuxOptions", pod: &PodSecurityContext{SELinuxOptions: &SELinuxOptions{Level: "s0:c1,c2"}}, in: selinux(true),
 			check: label("system_u:system_r:container_t:s0:c1,c2", "system_u:object_r:container_file_t:s0:c1,c2")},
-		{name: "container seLinuxOptions replace the pod's whole", pod: &PodSecurityContext{SELinuxOptions: &SELinuxOptions{Level: "s0:c1,c2"}},
-			ctr: &SecurityContext{SELinuxOptions: &SELinuxOptions{Type: "container_init_t"}}, in: selinux(true),
-			check: label("system_u:system_r:container_init_t:s0", "system_u:object_r:container_file_t:s0")},
+		{name: "container seLinuxOptions replace the pod's whole: a fresh pair, not the Pod's (go-selinux InitLabels)",
+			pod: &PodSecurityContext{SELinuxOptions: &SELinuxOptions{Level: "s0:c1,c2"}},
+			ctr: &SecurityContext{SELinuxOptions: &SELinuxOptions{Type: "container_init_t"}}, in: selinuxPair(true),
+			check: label("system_u:system_r:container_init_t:s0:c7,c8", "system_u:object_r:container_file_t:s0:c7,c8")},
+		{name: "an SELinux node labels a container without options: container_t and the Pod's pair",
+			in:    selinuxPair(true),
+			check: label("system_u:system_r:container_t:s0:c3,c4", "system_u:object_r:container_file_t:s0:c3,c4"), noWarn: true},
+		{name: "a privileged container is labelled too (containerd clears only the sandbox's)",
+			ctr: &SecurityContext{Privileged: boolp(true)}, in: selinuxPair(true),
+			check: label("system_u:system_r:container_t:s0:c3,c4", "system_u:object_r:container_file_t:s0:c3,c4")},
+		{name: "user and level reach the mount label, role and type do not",
+			ctr: &SecurityContext{SELinuxOptions: &SELinuxOptions{User: "user_u", Role: "user_r", Type: "spc_t", Level: "s0:c9,c10"}}, in: selinuxPair(true),
+			check: label("user_u:user_r:spc_t:s0:c9,c10", "user_u:object_r:container_file_t:s0:c9,c10")},
+		{name: "without SELinux no label and no word", in: selinuxPair(false), check: label("", ""), noWarn: true},
+		{name: "a drawn pair has two distinct categories, lower first", in: selinux(true),
+			check: func(t *testing.T, s *specs.Spec) {
+				parts := strings.SplitN(s.Process.SelinuxLabel, ":", 4)
+				var a, b int
+				if n, err := fmt.Sscanf(parts[3], "s0:c%d,c%d", &a, &b); n != 2 || err != nil || a >= b || b >= 1024 {
+					t.Errorf("level %q", parts[3])
+				}
+			}},
 		{name: "invalid SELinux type", ctr: &SecurityContext{SELinuxOptions: &SELinuxOptions{Type: "a b"}}, in: selinux(true),
 			errHas: []string{"spec.containers[0].securityContext: seLinuxOptions.type"}},
 		{name: "invalid SELinux type on a node without SELinux", ctr: &SecurityContext{SELinuxOptions: &SELinuxOptions{Type: "a b"}}, in: selinux(false),
