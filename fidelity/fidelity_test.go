@@ -425,3 +425,33 @@ func TestSELinuxNode(t *testing.T) {
 		t.Fatalf("type change not reported: %+v", r.Containers)
 	}
 }
+
+// TestEphemeralTarget: an ephemeral container is compared like the
+// others, and its target's PID namespace is joined as containerd joins it.
+func TestEphemeralTarget(t *testing.T) {
+	pod := `apiVersion: v1
+kind: Pod
+metadata: {name: dbg, namespace: team}
+spec:
+  containers:
+  - {name: app, image: x}
+  ephemeralContainers:
+  - {name: debugger, image: busybox, targetContainerName: app, securityContext: {capabilities: {add: [SYS_PTRACE]}}}
+`
+	dir := capture(t, t.TempDir(), pod, nil)
+	r := run(t, dir)
+	if len(r.Containers) != 2 || r.Containers[1].Container != "debugger" || r.Unexplained+r.Explained != 0 {
+		t.Fatalf("report %+v", r)
+	}
+	// A capture whose debugger has a PID namespace of its own is off.
+	dir = capture(t, t.TempDir(), pod, func(name string, s *specs.Spec) {
+		for i := range s.Linux.Namespaces {
+			if name == "debugger" && s.Linux.Namespaces[i].Type == specs.PIDNamespace {
+				s.Linux.Namespaces[i].Path = ""
+			}
+		}
+	})
+	if r := run(t, dir); r.Unexplained != 1 || r.Containers[1].Differences[0].Field != "linux.namespaces[pid]" {
+		t.Fatalf("report %+v", r.Containers)
+	}
+}

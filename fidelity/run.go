@@ -245,6 +245,12 @@ func translateOptions(w *manifest.Workload, captured *specs.Spec, o Options, con
 	if container != "" {
 		opts.Containers = []string{container}
 	}
+	// An ephemeral container's target is a running container; its path
+	// names a process of the node, and only the joining is compared.
+	opts.ContainerPIDNamespaces = map[string]string{}
+	for _, c := range w.PodSpec.Containers {
+		opts.ContainerPIDNamespaces[c.Name] = fmt.Sprintf("/proc/%d/ns/pid", pid+1)
+	}
 	privileged := false
 	for _, c := range podContainers(w.Object.(*corev1.Pod)) {
 		if c.Name == container && c.SecurityContext != nil && c.SecurityContext.Privileged != nil {

@@ -584,3 +584,35 @@ func TestTranslateSELinuxPodPair(t *testing.T) {
 		t.Errorf("labels %q %q %q", bs[0].Spec.Process.SelinuxLabel, bs[1].Spec.Process.SelinuxLabel, bs[2].Spec.Process.SelinuxLabel)
 	}
 }
+
+// TestTranslateEphemeralContainers: ephemeral containers are translated
+// like the others, last, with their securityContext, and join their
+// target's PID namespace when its path is known.
+func TestTranslateEphemeralContainers(t *testing.T) {
+	ws := parseFile(t, "ephemeral-debug.yaml")
+	bs, err := Translate(ws[0], Options{})
+	if err != nil || len(bs) != 2 {
+		t.Fatalf("%d bundles, %v", len(bs), err)
+	}
+	d := bs[1]
+	if d.Name != "debugger" || d.Path != "spec.ephemeralContainers[0]" || !d.Ephemeral || d.Init || d.Index != 0 {
+		t.Fatalf("bundle %+v", d)
+	}
+	if !slices.Contains(d.Spec.Process.Capabilities.Bounding, "CAP_SYS_ADMIN") {
+		t.Errorf("securityContext not applied: %v", d.Spec.Process.Capabilities.Bounding)
+	}
+	if len(d.Warnings) != 1 || !strings.Contains(d.Warnings[0], "spec.ephemeralContainers[0].targetContainerName: on a node this container joins app's process namespace") {
+		t.Errorf("warnings %q", d.Warnings)
+	}
+	bs, err = Translate(ws[0], Options{Containers: []string{"debugger"}, ContainerPIDNamespaces: map[string]string{"app": "/proc/42/ns/pid"}})
+	if err != nil || len(bs) != 1 {
+		t.Fatalf("%d bundles, %v", len(bs), err)
+	}
+	joined := false
+	for _, n := range bs[0].Spec.Linux.Namespaces {
+		joined = joined || n.Type == specs.PIDNamespace && n.Path == "/proc/42/ns/pid"
+	}
+	if !joined || len(bs[0].Warnings) != 0 {
+		t.Errorf("namespaces %+v, warnings %q", bs[0].Spec.Linux.Namespaces, bs[0].Warnings)
+	}
+}

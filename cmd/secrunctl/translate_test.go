@@ -429,3 +429,27 @@ spec:
 		}
 	}
 }
+
+// TestCheckEphemeralContainers: check reports an ephemeral container's
+// findings against its own field path instead of skipping it.
+func TestCheckEphemeralContainers(t *testing.T) {
+	m, err := filepath.Abs(filepath.Join("..", "..", "manifest", "testdata", "ephemeral-debug.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, code, _ := runCLI(t, "check", "--policy", "baseline", "--mode", "enforce", "-f", m)
+	if code != 3 || !strings.Contains(out, "Pod/p container debugger (spec.ephemeralContainers[0]): policy baseline (enforce): refused") ||
+		!strings.Contains(out, "spec.ephemeralContainers[0].securityContext.capabilities.add") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	if !strings.Contains(out, "Pod/p container app (spec.containers[0]): policy baseline (enforce): allowed") {
+		t.Fatalf("app not checked:\n%s", out)
+	}
+	dir := filepath.Join(t.TempDir(), "b")
+	if _, _, _, err := runCLI(t, "translate", "-f", m, "-o", dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "p-debugger", "config.json")); err != nil {
+		t.Fatalf("no bundle for the ephemeral container: %v", err)
+	}
+}
