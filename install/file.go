@@ -58,9 +58,14 @@ func Edit(path string, dryRun bool, now time.Time, plan func(before []byte, exis
 		if info, err = os.Stat(real); err != nil {
 			return nil, err
 		}
-		if res.Backup, err = backup(real, before, info, now); err != nil {
-			return nil, err
+		if !p.Own {
+			if res.Backup, err = backup(real, before, info, now); err != nil {
+				return nil, err
+			}
 		}
+	} else if err := os.MkdirAll(filepath.Dir(real), 0o755); err != nil {
+		// A drop-in directory (conf.d) may not exist yet.
+		return nil, err
 	}
 	if p.Remove {
 		if err := os.Remove(real); err != nil {
