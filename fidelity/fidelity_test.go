@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/secrun/secrun/internal/testenv"
 	"github.com/secrun/secrun/manifest"
 	"github.com/secrun/secrun/spec"
 	corev1 "k8s.io/api/core/v1"
@@ -100,25 +101,19 @@ spec:
 // no difference at all, for every conformance case (the comparator sees
 // no ghosts).
 func TestTranslateAgainstItself(t *testing.T) {
-	cases, err := filepath.Glob("../conformance/cases/*.yaml")
-	if err != nil || len(cases) == 0 {
-		t.Fatalf("no conformance cases: %v", err)
-	}
+	cases := testenv.ConformanceCases(t)
 	dir := t.TempDir()
 	compared := 0
-	for _, f := range cases {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, c := range cases {
+		b := c.Data
 		ws, err := manifest.Parse(b)
 		if err != nil || len(ws) != 1 || ws[0].Kind != "Pod" {
-			t.Fatalf("%s: %v", f, err)
+			t.Fatalf("%s: %v", c.Name, err)
 		}
 		if _, err := manifest.Translate(ws[0], translateOptions(ws[0], &specs.Spec{}, opts(), "")); err != nil {
 			// A case that translate refuses (root under runAsNonRoot)
 			// never reaches containerd either.
-			t.Logf("%s: refused by translate: %v", filepath.Base(f), err)
+			t.Logf("%s: refused by translate: %v", c.Name, err)
 			continue
 		}
 		capture(t, dir, string(b), nil)

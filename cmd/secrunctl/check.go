@@ -9,6 +9,7 @@ import (
 
 	"github.com/secrun/secrun/manifest"
 	"github.com/secrun/secrun/policy"
+	"github.com/secrun/secrun/runccheck"
 	"github.com/secrun/secrun/spec"
 	"github.com/urfave/cli/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -182,6 +183,18 @@ func checkBundle(w *manifest.Workload, b manifest.ContainerBundle, pol *policy.P
 				Field: k8sField(w, b, f.Rule, f.Problem), OCIField: f.Field, Rule: f.Rule,
 				Message: f.Problem, Fix: f.Fix,
 			})
+		}
+	}
+	// What the policy lets through must still be something runc starts.
+	if !o.Refused() {
+		if _, err := runccheck.Check("", b.Spec); err != nil {
+			var p *runccheck.Problem
+			item := checkItem{Field: b.Path, Rule: "runc", Message: err.Error()}
+			if errors.As(err, &p) {
+				item.OCIField = p.Field
+			}
+			r.Decision = "refused"
+			r.Refusals = append(r.Refusals, item)
 		}
 	}
 	for _, ch := range o.Changes {

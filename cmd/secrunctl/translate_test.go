@@ -453,3 +453,25 @@ func TestCheckEphemeralContainers(t *testing.T) {
 		t.Fatalf("no bundle for the ephemeral container: %v", err)
 	}
 }
+
+// TestTranslateChecksWithRunc: translate checks each bundle as runc's
+// create will before writing it; what runc refuses comes back with the
+// field, and a bundle whose rootfs comes from --rootfs is checked with it.
+func TestTranslateChecksWithRunc(t *testing.T) {
+	s, err := spec.DefaultSpec(spec.DefaultSpecConfig{Hostname: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	if err := runcAccepts(filepath.Join(t.TempDir(), "b"), s, src); err != nil {
+		t.Fatalf("runc would refuse translate's default spec: %v", err)
+	}
+	s.Linux.Namespaces = slices.DeleteFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.UTSNamespace })
+	err = runcAccepts(filepath.Join(t.TempDir(), "b"), s, src)
+	if err == nil || !strings.Contains(err.Error(), "runc would refuse this config.json: hostname:") {
+		t.Fatalf("err = %v", err)
+	}
+	if s.Root.Path != "rootfs" {
+		t.Fatalf("the check changed root.path to %q", s.Root.Path)
+	}
+}
