@@ -28,8 +28,8 @@ type Case struct {
 // upstream decides it.
 type Explanation struct {
 	ID string
-	// Field is the Difference field this entry is about; a trailing "*"
-	// matches any suffix ("linux.namespaces[*").
+	// Field is the Difference field this entry is about; one "*" matches
+	// any part ("linux.namespaces[*]").
 	Field   string
 	Summary string
 	Reason  string
@@ -45,8 +45,8 @@ type Explanation struct {
 }
 
 func (e *Explanation) covers(field string) bool {
-	if p, ok := strings.CutSuffix(e.Field, "*"); ok {
-		return strings.HasPrefix(field, p)
+	if pre, suf, ok := strings.Cut(e.Field, "*"); ok {
+		return len(field) >= len(pre)+len(suf) && strings.HasPrefix(field, pre) && strings.HasSuffix(field, suf)
 	}
 	return e.Field == field
 }
@@ -70,7 +70,7 @@ var Explanations = []Explanation{
 	},
 	{
 		ID:      "host-namespace-through-sandbox",
-		Field:   "linux.namespaces[*",
+		Field:   "linux.namespaces[*]",
 		Summary: "a host namespace is joined through the sandbox",
 		Reason: "containerd joins every container to its sandbox's network, IPC and UTS namespaces by path " +
 			"(/proc/<sandbox>/ns/...), and to its PID namespace unless the PID mode is per container, even when " +
@@ -120,6 +120,45 @@ var Explanations = []Explanation{
 				}
 			}
 			return nil, exp
+		},
+	},
+	{
+		ID:      "seccomp-default-errno",
+		Field:   "linux.seccomp.defaultErrnoRet",
+		Summary: "an ERRNO default action without errno is EPERM",
+		Reason: "containerd's RuntimeDefault profile leaves defaultErrnoRet out; moby's, which translate uses, sets it to 1 " +
+			"(EPERM). runc returns EPERM for an ERRNO action without errno, so the filter answers the same.",
+		Source: "containerd contrib/seccomp/seccomp_default.go (DefaultProfile); runc libcontainer/seccomp/seccomp_linux.go (actErrno)",
+		Match: func(c *Case, d *Difference) bool {
+			return d.Captured == "null" && d.Translated == "1" && ruleDefaultAction(c.Captured) == specs.ActErrno
+		},
+	},
+	{
+		ID:      "runtime-default-profile",
+		Field:   "linux.seccomp.syscalls",
+		Summary: "RuntimeDefault is moby's current profile, not containerd's port of an older one",
+		Reason: "translate's RuntimeDefault is moby's default profile (github.com/moby/profiles/seccomp), generated for " +
+			"the final capabilities and this kernel. containerd ships its own port (contrib/seccomp), which lags it: " +
+			"containerd 1.6 still allows io_uring and every socket family, 2.x allows socket families below AF_ALG and " +
+			"the lsm_* syscalls whatever the kernel, and neither knows the newest syscalls (cachestat, fchmodat2, " +
+			"futex_wait/wake/requeue, the *xattrat and list/statmount calls, map_shadow_stack, mseal, uretprobe, " +
+			"riscv_hwprobe). Only rules for those syscalls are explained; any other rule that differs is not.",
+		Source: "containerd contrib/seccomp/seccomp_default.go (DefaultProfile, v1.6 and v2.x); moby/profiles seccomp/default_linux.go",
+		Elements: func(c *Case, onlyC, onlyT []string) ([]string, []string) {
+			if !runtimeDefault(c) {
+				return nil, nil
+			}
+			pick := func(list []string, names []string) []string {
+				var out []string
+				for _, r := range list {
+					name, _, _ := strings.Cut(r, " ")
+					if slices.Contains(names, name) {
+						out = append(out, r)
+					}
+				}
+				return out
+			}
+			return pick(onlyC, containerdOnlySyscalls), pick(onlyT, mobyOnlySyscalls)
 		},
 	},
 	{
@@ -227,4 +266,44 @@ func without(list, drop []string) []string {
 		}
 	}
 	return out
+}
+
+// containerdOnlySyscalls are allowed by some containerd's RuntimeDefault
+// and not by moby's on a given kernel; mobyOnlySyscalls the other way.
+// socket is in both: the two filter its address families differently.
+var (
+	containerdOnlySyscalls = []string{
+		"io_uring_enter", "io_uring_register", "io_uring_setup", // containerd 1.6
+		"lsm_get_self_attr", "lsm_list_modules", "lsm_set_self_attr", // 2.x; moby only from kernel 6.8
+		"socket",
+	}
+	mobyOnlySyscalls = []string{
+		"cachestat", "fchmodat2", "futex_requeue", "futex_wait", "futex_wake", "getxattrat", "listmount",
+		"listxattrat", "lsm_get_self_attr", "lsm_list_modules", "lsm_set_self_attr", "map_shadow_stack",
+		"mseal", "removexattrat", "riscv_hwprobe", "set_mempolicy_home_node", "setxattrat", "statmount",
+		"uretprobe", "socket",
+	}
+)
+
+// runtimeDefault reports whether the container's seccomp profile is
+// RuntimeDefault: its field, else the Pod's, else a filter that can only
+// come from the kubelet's --seccomp-default.
+func runtimeDefault(c *Case) bool {
+	if c.Privileged {
+		return false
+	}
+	if sc := c.Container.SecurityContext; sc != nil && sc.SeccompProfile != nil {
+		return sc.SeccompProfile.Type == corev1.SeccompProfileTypeRuntimeDefault
+	}
+	if sc := c.Pod.Spec.SecurityContext; sc != nil && sc.SeccompProfile != nil {
+		return sc.SeccompProfile.Type == corev1.SeccompProfileTypeRuntimeDefault
+	}
+	return c.Translated != nil && c.Translated.Linux != nil && c.Translated.Linux.Seccomp != nil
+}
+
+func ruleDefaultAction(s *specs.Spec) specs.LinuxSeccompAction {
+	if s == nil || s.Linux == nil || s.Linux.Seccomp == nil {
+		return ""
+	}
+	return s.Linux.Seccomp.DefaultAction
 }

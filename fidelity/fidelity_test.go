@@ -19,7 +19,7 @@ import (
 // the AppArmor fields are filled; no SELinux; cgroup v1.
 var node = Node{AppArmor: true}
 
-func opts() Options { return Options{Node: node} }
+func opts() Options { return Options{Node: node, SeccompProfileRoot: "testdata/seccomp"} }
 
 // capture writes dir/<ns>/<pod>/ as the harness would, with translate's
 // own output as containerd's (then edit changes it), and returns dir.
@@ -234,6 +234,36 @@ spec:
     emptyDir: {}
 `
 
+// localhostPod has a Localhost profile, where no profile port explains
+// anything.
+const localhostPod = `apiVersion: v1
+kind: Pod
+metadata: {name: lh, namespace: team}
+spec:
+  containers:
+  - name: app
+    image: app:1
+    securityContext:
+      seccompProfile: {type: Localhost, localhostProfile: p.json}
+`
+
+// containerd16Profile turns translate's RuntimeDefault into what
+// containerd 1.6's differs in: io_uring allowed, socket unfiltered, no
+// newest syscalls.
+func containerd16Profile(_ string, s *specs.Spec) {
+	var out []specs.LinuxSyscall
+	for _, r := range s.Linux.Seccomp.Syscalls {
+		r.Names = slices.DeleteFunc(slices.Clone(r.Names), func(n string) bool {
+			return n == "socket" || n == "fchmodat2" || n == "cachestat" || n == "mseal"
+		})
+		if len(r.Names) > 0 {
+			out = append(out, r)
+		}
+	}
+	out = append(out, specs.LinuxSyscall{Names: []string{"io_uring_enter", "io_uring_setup", "io_uring_register", "socket"}, Action: specs.ActAllow})
+	s.Linux.Seccomp.Syscalls = out
+}
+
 // TestExplanations pins each entry of Explanations: the difference it
 // describes is explained by it alone, and a near miss is not.
 func TestExplanations(t *testing.T) {
@@ -266,6 +296,14 @@ func TestExplanations(t *testing.T) {
 			sandbox: &specs.Spec{Linux: &specs.Linux{Sysctl: map[string]string{"net.ipv4.ip_unprivileged_port_start": "80"}}}, explained: 1},
 		{id: "sysctls-on-sandbox (sandbox lacks them)", pod: basePod, edit: func(_ string, s *specs.Spec) { s.Linux.Sysctl = nil },
 			sandbox: &specs.Spec{Linux: &specs.Linux{Sysctl: map[string]string{"net.ipv4.ip_unprivileged_port_start": "1024"}}}, unexplained: 1},
+		{id: "seccomp-default-errno", pod: basePod, edit: func(_ string, s *specs.Spec) { s.Linux.Seccomp.DefaultErrnoRet = nil }, explained: 1},
+		{id: "seccomp-default-errno (another errno)", pod: basePod, edit: func(_ string, s *specs.Spec) { e := uint(13); s.Linux.Seccomp.DefaultErrnoRet = &e }, unexplained: 1},
+		{id: "runtime-default-profile", pod: basePod, edit: containerd16Profile, explained: 1},
+		{id: "runtime-default-profile (another syscall)", pod: basePod, edit: func(n string, s *specs.Spec) {
+			containerd16Profile(n, s)
+			s.Linux.Seccomp.Syscalls = append(s.Linux.Seccomp.Syscalls, specs.LinuxSyscall{Names: []string{"kexec_load"}, Action: specs.ActAllow})
+		}, explained: 1, unexplained: 1},
+		{id: "runtime-default-profile (not RuntimeDefault)", pod: localhostPod, edit: containerd16Profile, unexplained: 1},
 		{id: "kubelet-mounts", pod: privilegedPod, edit: kubeletMounts, explained: 1},
 		{id: "kubelet-mounts (a mount the kubelet does not make)", pod: privilegedPod, edit: func(n string, s *specs.Spec) {
 			kubeletMounts(n, s)
