@@ -104,6 +104,9 @@ type Plan struct {
 	// Own is true for a file that is secrun's alone (a drop-in): no
 	// backup is kept, since nothing of the admin's is in it.
 	Own bool
+	// RemoveDir, with Remove, also removes the file's directory if it is
+	// empty then: install created it.
+	RemoveDir bool
 }
 
 // Changed reports whether the plan changes the file.

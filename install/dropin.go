@@ -16,11 +16,24 @@ const DefaultDropIn = "/etc/containerd/conf.d/secrun.toml"
 // version 1, so the drop-in declares its own.
 const dropInVersion = 3
 
+// DropIn says where a drop-in goes and what imports it.
+type DropIn struct {
+	// Main is config.toml's content and MainPath its path on the node
+	// (its imports may be relative to it).
+	Main     []byte
+	MainPath string
+	// Path is the drop-in's path on the node.
+	Path string
+	// Containerd2: the node runs containerd 2.x.
+	Containerd2 bool
+	// DirMissing: the drop-in's directory does not exist yet; install
+	// creates it, and uninstall removes it again if it is empty.
+	DirMissing bool
+}
+
 // InstallDropIn works out a drop-in file of containerd 2.x holding
-// secrun's handlers, so that config.toml is never edited. main is
-// config.toml's content and mainPath its path on the node (for its
-// imports, which may be relative to it); dropInPath is the drop-in's path
-// on the node, before and exists its current state.
+// secrun's handlers, so that config.toml is never edited. before and
+// exists are the drop-in's current state.
 //
 // containerd 2.x loads config.toml, then each imported file, and merges
 // each over what it has (cmd/containerd/server/config/config.go,
@@ -29,7 +42,8 @@ const dropInVersion = 3
 // 1.x replaced a plugin's whole section with an imported file's, which
 // would wipe config.toml's CRI settings, so the drop-in is refused unless
 // the node runs containerd 2.x (containerd2) or config.toml is version 3.
-func InstallDropIn(main []byte, mainPath, dropInPath string, before []byte, exists, containerd2 bool, opts Options) (*Plan, error) {
+func InstallDropIn(d DropIn, before []byte, exists bool, opts Options) (*Plan, error) {
+	main, mainPath, dropInPath, containerd2 := d.Main, d.MainPath, d.Path, d.Containerd2
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
@@ -83,7 +97,13 @@ func InstallDropIn(main []byte, mainPath, dropInPath string, before []byte, exis
 	if opts.Default != "" {
 		plan.Notes = append(plan.Notes, fmt.Sprintf("%s is the default handler now (the drop-in overrides %s's default_runtime_name): every Pod without a runtimeClassName runs through policy %s, kube-system's included; Pods that need more (kube-proxy is privileged) need a RuntimeClass whose policy allows it", Handler(opts.Default), mainPath, opts.Default))
 	}
-	text := fmt.Sprintf("version = %d %s\n\n", dropInVersion, createdMarker) + renderBlock(dropInVersion, opts, systemd, keepRunc)
+	header := fmt.Sprintf("version = %d %s\n", dropInVersion, createdMarker)
+	// A directory install made is remembered in the file, across
+	// reinstalls, so that uninstall takes it away too.
+	if d.DirMissing || (exists && createdDir(before)) {
+		header += dirCreatedMarker + "\n"
+	}
+	text := header + "\n" + renderBlock(dropInVersion, opts, systemd, keepRunc)
 	if err := verify(text, dropInVersion, opts, systemd, doc); err != nil {
 		return nil, err
 	}
@@ -100,7 +120,7 @@ func UninstallDropIn(path string, before []byte) (*Plan, error) {
 	if !ownDropIn(before) {
 		return nil, fmt.Errorf("%s was not written by secrunctl (it lacks the %q line); remove it by hand if it is secrun's", path, createdMarker)
 	}
-	plan := &Plan{Before: before, Remove: true, Own: true, Version: dropInVersion}
+	plan := &Plan{Before: before, Remove: true, RemoveDir: createdDir(before), Own: true, Version: dropInVersion}
 	if doc, err := parse(string(before)); err == nil {
 		for name := range lookupTable(doc, runtimesPath[dropInVersion]) {
 			if strings.HasPrefix(name, HandlerPrefix) {
@@ -111,6 +131,10 @@ func UninstallDropIn(path string, before []byte) (*Plan, error) {
 	return plan, nil
 }
 
+// dirCreatedMarker is the drop-in's second line when install created its
+// directory.
+const dirCreatedMarker = "# secrun: directory created by secrunctl install containerd"
+
 // ownDropIn reports whether a drop-in is secrunctl's: its first line
 // carries the marker and the rest is one secrun block.
 func ownDropIn(b []byte) bool {
@@ -118,8 +142,14 @@ func ownDropIn(b []byte) bool {
 	if !strings.HasSuffix(first, " "+createdMarker) {
 		return false
 	}
+	rest = strings.TrimPrefix(rest, dirCreatedMarker+"\n")
 	outside, had, err := stripBlock(rest)
 	return err == nil && had && strings.TrimSpace(outside) == ""
+}
+
+func createdDir(b []byte) bool {
+	_, rest, _ := strings.Cut(string(b), "\n")
+	return strings.HasPrefix(rest, dirCreatedMarker+"\n")
 }
 
 // imports reports whether config.toml's imports name dropInPath, as

@@ -100,7 +100,7 @@ func TestInstallDropIn(t *testing.T) {
 		{"a version 2 file on containerd 2.x", "version = 2\nimports = [\"/etc/containerd/conf.d/secrun.toml\"]\n", o, []string{"secrun-baseline"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := InstallDropIn([]byte(tc.main), mainPath, DefaultDropIn, nil, false, true, tc.opts)
+			p, err := InstallDropIn(DropIn{Main: []byte(tc.main), MainPath: mainPath, Path: DefaultDropIn, Containerd2: true}, nil, false, tc.opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -117,7 +117,7 @@ func TestInstallDropIn(t *testing.T) {
 			if err := verify(string(p.After), 3, tc.opts, false, mustParse(t, tc.main)); err != nil {
 				t.Fatal(err)
 			}
-			again, err := InstallDropIn([]byte(tc.main), mainPath, DefaultDropIn, p.After, true, true, tc.opts)
+			again, err := InstallDropIn(DropIn{Main: []byte(tc.main), MainPath: mainPath, Path: DefaultDropIn, Containerd2: true}, p.After, true, tc.opts)
 			if err != nil || again.Changed() {
 				t.Fatalf("second install: %v, changed %v", err, again != nil && again.Changed())
 			}
@@ -145,7 +145,7 @@ func TestInstallDropInRefuses(t *testing.T) {
 		{"CRI disabled", "version = 3\nimports = ['/etc/containerd/conf.d/*.toml']\ndisabled_plugins = ['io.containerd.cri.v1.runtime']\n", "", true, "disables the CRI plugin"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := InstallDropIn([]byte(tc.main), mainPath, DefaultDropIn, []byte(tc.existing), tc.existing != "", tc.containerd2, o)
+			_, err := InstallDropIn(DropIn{Main: []byte(tc.main), MainPath: mainPath, Path: DefaultDropIn, Containerd2: tc.containerd2}, []byte(tc.existing), tc.existing != "", o)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
@@ -168,7 +168,7 @@ func TestEditDropIn(t *testing.T) {
 	drop := filepath.Join(dir, "conf.d", "secrun.toml")
 	o := Options{Policies: []string{"restricted"}, BinDir: "/usr/local/bin"}
 	plan := func(b []byte, exists bool) (*Plan, error) {
-		return InstallDropIn([]byte(v3Imports), "/etc/containerd/config.toml", "/etc/containerd/conf.d/secrun.toml", b, exists, true, o)
+		return InstallDropIn(DropIn{Main: []byte(v3Imports), MainPath: "/etc/containerd/config.toml", Path: "/etc/containerd/conf.d/secrun.toml", Containerd2: true, DirMissing: dirMissing(drop)}, b, exists, o)
 	}
 	res, err := Edit(drop, false, time.Unix(1700000000, 0), plan)
 	if err != nil || !res.Written || res.Backup != "" {
@@ -184,8 +184,21 @@ func TestEditDropIn(t *testing.T) {
 	if res, err = Edit(drop, false, time.Unix(1700000000, 0), func(b []byte, _ bool) (*Plan, error) { return UninstallDropIn(drop, b) }); err != nil || !res.Written {
 		t.Fatalf("uninstall: %+v, %v", res, err)
 	}
-	if _, err := os.Stat(drop); !os.IsNotExist(err) {
-		t.Fatalf("drop-in still there: %v", err)
+	if _, err := os.Stat(filepath.Dir(drop)); !os.IsNotExist(err) {
+		t.Fatalf("conf.d, which install created, is still there: %v", err)
+	}
+	// A directory that was there before stays.
+	if err := os.Mkdir(filepath.Dir(drop), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Edit(drop, false, time.Unix(1700000000, 0), plan); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Edit(drop, false, time.Unix(1700000000, 0), func(b []byte, _ bool) (*Plan, error) { return UninstallDropIn(drop, b) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Dir(drop)); err != nil {
+		t.Fatalf("conf.d that was there before install is gone: %v", err)
 	}
 	if b, _ := os.ReadFile(main); string(b) != v3Imports {
 		t.Fatal("config.toml changed")
@@ -237,7 +250,7 @@ func TestContainerd2AcceptsDropIn(t *testing.T) {
 	}
 	o := Options{Policies: []string{"restricted", "baseline"}, BinDir: "/usr/local/bin", Default: "restricted"}
 	if _, err := Edit(drop, false, time.Unix(1700000000, 0), func(b []byte, exists bool) (*Plan, error) {
-		return InstallDropIn([]byte(mainText), main, drop, b, exists, true, o)
+		return InstallDropIn(DropIn{Main: []byte(mainText), MainPath: main, Path: drop, Containerd2: true}, b, exists, o)
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -271,4 +284,9 @@ func TestContainerdAcceptsDefault(t *testing.T) {
 	if !strings.Contains(out, `default_runtime_name = "secrun-baseline"`) || !strings.Contains(out, `BinaryName = "/usr/local/bin/secrun-baseline"`) {
 		t.Errorf("containerd's view:\n%s", out)
 	}
+}
+
+func dirMissing(path string) bool {
+	_, err := os.Stat(filepath.Dir(path))
+	return os.IsNotExist(err)
 }

@@ -194,11 +194,12 @@ func dropInPlan(a installArgs) (string, func([]byte, bool) (*install.Plan, error
 		}
 		return "", nil, err
 	}
-	containerd2 := containerdConfigVersion() == 3
+	d := install.DropIn{Main: main, MainPath: a.config, Path: a.dropInFile, Containerd2: containerdConfigVersion() == 3}
+	if _, err := os.Stat(filepath.Dir(path)); errors.Is(err, fs.ErrNotExist) {
+		d.DirMissing = true
+	}
 	opts := install.Options{Policies: a.policies, BinDir: a.binDir, Default: a.defaultPolicy}
-	return path, func(b []byte, exists bool) (*install.Plan, error) {
-		return install.InstallDropIn(main, a.config, a.dropInFile, b, exists, containerd2, opts)
-	}, nil
+	return path, func(b []byte, exists bool) (*install.Plan, error) { return install.InstallDropIn(d, b, exists, opts) }, nil
 }
 
 // warnMissingBinaries warns, without failing, about handlers whose
