@@ -488,3 +488,30 @@ spec:
 		t.Fatalf("report %+v", r.Containers)
 	}
 }
+
+// TestUserNamespacePod: a hostUsers: false Pod's containers join the
+// sandbox's user namespace, as containerd's WithPodNamespaces joins it;
+// one with a user namespace of its own is off.
+func TestUserNamespacePod(t *testing.T) {
+	pod := `apiVersion: v1
+kind: Pod
+metadata: {name: userns, namespace: team}
+spec:
+  hostUsers: false
+  containers:
+  - {name: app, image: x}
+`
+	if r := run(t, capture(t, t.TempDir(), pod, nil)); r.Unexplained+r.Explained != 0 {
+		t.Fatalf("report %+v", r.Containers)
+	}
+	dir := capture(t, t.TempDir(), pod, func(_ string, s *specs.Spec) {
+		for i := range s.Linux.Namespaces {
+			if s.Linux.Namespaces[i].Type == specs.UserNamespace {
+				s.Linux.Namespaces[i].Path = ""
+			}
+		}
+	})
+	if r := run(t, dir); r.Unexplained != 1 || r.Containers[0].Differences[0].Field != "linux.namespaces[user]" {
+		t.Fatalf("report %+v", r.Containers)
+	}
+}
