@@ -82,6 +82,10 @@ type Options struct {
 	// Annotations is the pod_annotations and container_annotations
 	// allowlist; nil means DefaultAnnotations.
 	Annotations []string
+	// Default, when set, makes the handler of this policy (one of
+	// Policies) the CRI plugin's default_runtime_name: every Pod that
+	// names no RuntimeClass runs through secrun.
+	Default string
 }
 
 // Plan is an edit of config.toml worked out but not yet written.
@@ -97,6 +101,12 @@ type Plan struct {
 	Handlers []string
 	// Notes are things the admin should know about the edit.
 	Notes []string
+	// Own is true for a file that is secrun's alone (a drop-in): no
+	// backup is kept, since nothing of the admin's is in it.
+	Own bool
+	// RemoveDir, with Remove, also removes the file's directory if it is
+	// empty then: install created it.
+	RemoveDir bool
 }
 
 // Changed reports whether the plan changes the file.
@@ -168,6 +178,16 @@ func Install(before []byte, exists bool, opts Options) (*Plan, error) {
 	// the CRI plugin ("no corresponding runtime configured ... for
 	// default_runtime_name"). A file that relies on the default gets it
 	// written out in the block.
+	if opts.Default != "" {
+		// The block can add default_runtime_name only in a table of its
+		// own: TOML has no way to add a key to a table the file already
+		// defines.
+		if name, ok := lookupTable(doc, runtimesPath[version][:len(runtimesPath[version])-1])["default_runtime_name"].(string); ok {
+			return nil, fmt.Errorf("config.toml sets default_runtime_name = %q itself, and secrun's block cannot override a key of the file; change it there to %q, or on containerd 2.x install with --drop-in, whose file overrides config.toml",
+				name, Handler(opts.Default))
+		}
+		plan.Notes = append(plan.Notes, fmt.Sprintf("%s is the default handler now: every Pod without a runtimeClassName runs through policy %s, kube-system's included; Pods that need more (kube-proxy is privileged) need a RuntimeClass whose policy allows it", Handler(opts.Default), opts.Default))
+	}
 	keepRunc := false
 	if name := defaultRuntime(doc, version); runtimes[name] == nil {
 		if name != "runc" {
@@ -191,7 +211,13 @@ func Install(before []byte, exists bool, opts Options) (*Plan, error) {
 	for _, p := range opts.Policies {
 		plan.Handlers = append(plan.Handlers, Handler(p))
 	}
-	if err := verify(after, version, opts, systemd); err != nil {
+	if err := verify(after, version, opts, systemd, nil); err != nil {
+		if opts.Default != "" {
+			if _, perr := parse(after); perr != nil {
+				return nil, fmt.Errorf("config.toml defines [%s] itself, so secrun's block cannot set default_runtime_name there; add default_runtime_name = %q to that table by hand, or on containerd 2.x install with --drop-in",
+					tablePath(runtimesPath[version][:len(runtimesPath[version])-1]), Handler(opts.Default))
+			}
+		}
 		return nil, err
 	}
 	return plan, nil
@@ -271,6 +297,9 @@ func (o *Options) validate() error {
 	default:
 		return fmt.Errorf("config version %d is not one secrun writes; use 2 (containerd 1.x) or 3 (containerd 2.x)", o.Version)
 	}
+	if o.Default != "" && !slices.Contains(o.Policies, o.Default) {
+		return fmt.Errorf("default policy %q is not among the policies installed (%s); add it to them", o.Default, strings.Join(o.Policies, ", "))
+	}
 	for _, a := range o.annotations() {
 		if a == "" || strings.ContainsAny(a, "\"\\\n") {
 			return fmt.Errorf("annotation pattern %q is empty or holds a quote, backslash or newline", a)
@@ -301,6 +330,12 @@ func renderBlock(version int, opts Options, systemd, keepRunc bool) string {
 		anns = append(anns, tomlString(a))
 	}
 	list := "[" + strings.Join(anns, ", ") + "]"
+	if opts.Default != "" {
+		// First in the block: a table header defined after its
+		// sub-tables' headers is valid TOML, but reads badly.
+		fmt.Fprintf(&b, "# Pods that name no RuntimeClass run through secrun policy %s.\n", opts.Default)
+		fmt.Fprintf(&b, "[%s]\n  default_runtime_name = %s\n", tablePath(runtimesPath[version][:len(runtimesPath[version])-1]), tomlString(Handler(opts.Default)))
+	}
 	if keepRunc {
 		b.WriteString("# containerd's built-in default handler, which it forgets once any\n# handler is configured.\n")
 		fmt.Fprintf(&b, "[%s.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n", prefix)
@@ -324,7 +359,11 @@ func renderBlock(version int, opts Options, systemd, keepRunc bool) string {
 // verify parses the edited file and checks that every handler says what
 // it should: an edit that TOML reads differently (a parent defined as an
 // inline table, say) must fail here, not when containerd restarts.
-func verify(text string, version int, opts Options, systemd bool) error {
+//
+// under is the configuration text merges over (config.toml under a
+// drop-in), nil when text stands alone; the default handler may be
+// defined there.
+func verify(text string, version int, opts Options, systemd bool, under map[string]any) error {
 	doc, err := parse(text)
 	if err != nil {
 		return fmt.Errorf("adding the handlers would make config.toml invalid (%v); the file probably defines %s as an inline table, which cannot be extended: rewrite it as [table] sections or add the handlers by hand (docs/admin-guide.md)",
@@ -335,8 +374,15 @@ func verify(text string, version int, opts Options, systemd bool) error {
 		return fmt.Errorf("edited config.toml reads as version %d, not %d", got, version)
 	}
 	runtimes := lookupTable(doc, runtimesPath[version])
-	if runtimes[defaultRuntime(doc, version)] == nil {
-		return fmt.Errorf("edited config.toml has no handler for the default runtime %s; add the handlers by hand (docs/admin-guide.md)", defaultRuntime(doc, version))
+	def := defaultRuntime(doc, version)
+	if under != nil && opts.Default == "" {
+		def = defaultRuntime(under, underVersion(under))
+	}
+	if runtimes[def] == nil && (under == nil || lookupTable(under, runtimesPath[underVersion(under)])[def] == nil) {
+		return fmt.Errorf("edited config.toml has no handler for the default runtime %s; add the handlers by hand (docs/admin-guide.md)", def)
+	}
+	if opts.Default != "" && def != Handler(opts.Default) {
+		return fmt.Errorf("edited configuration reads default_runtime_name = %q, not %q", def, Handler(opts.Default))
 	}
 	for _, p := range opts.Policies {
 		h, _ := runtimes[Handler(p)].(map[string]any)
@@ -489,4 +535,17 @@ func tomlString(s string) string {
 
 func joinPath(dir, name string) string {
 	return strings.TrimSuffix(dir, "/") + "/" + name
+}
+
+// underVersion is a parsed file's version, 2 when it declares none or an
+// unknown one (callers have checked it).
+func underVersion(doc map[string]any) int {
+	v, declared, err := configVersion(doc)
+	if err != nil || !declared {
+		return 2
+	}
+	if _, ok := runtimesPath[v]; !ok {
+		return 2
+	}
+	return v
 }

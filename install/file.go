@@ -58,13 +58,25 @@ func Edit(path string, dryRun bool, now time.Time, plan func(before []byte, exis
 		if info, err = os.Stat(real); err != nil {
 			return nil, err
 		}
-		if res.Backup, err = backup(real, before, info, now); err != nil {
-			return nil, err
+		if !p.Own {
+			if res.Backup, err = backup(real, before, info, now); err != nil {
+				return nil, err
+			}
 		}
+	} else if err := os.MkdirAll(filepath.Dir(real), 0o755); err != nil {
+		// A drop-in directory (conf.d) may not exist yet.
+		return nil, err
 	}
 	if p.Remove {
 		if err := os.Remove(real); err != nil {
 			return nil, fmt.Errorf("remove %s: %w", real, err)
+		}
+		if p.RemoveDir {
+			// Only an empty directory goes: anything the admin put there
+			// since keeps it.
+			if err := os.Remove(filepath.Dir(real)); err != nil && !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EEXIST) {
+				return nil, fmt.Errorf("remove %s: %w", filepath.Dir(real), err)
+			}
 		}
 	} else if err := writeAtomic(real, p.After, info); err != nil {
 		return nil, err

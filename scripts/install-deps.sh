@@ -10,6 +10,10 @@ command -v runc >/dev/null 2>&1 || need+=(runc)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
 command -v git >/dev/null 2>&1 || need+=(git)
+# The installer tests have Debian's containerd read the configuration they
+# write (`containerd config dump`); the package starts no daemon without
+# systemd.
+command -v containerd >/dev/null 2>&1 || need+=(containerd)
 
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" != 0 ]; then

@@ -9,6 +9,7 @@ import (
 
 	"github.com/secrun/secrun/manifest"
 	"github.com/secrun/secrun/policy"
+	"github.com/secrun/secrun/runccheck"
 	"github.com/secrun/secrun/spec"
 	"github.com/urfave/cli/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -132,6 +133,9 @@ func checkWorkload(w *manifest.Workload, opts manifest.Options, pol *policy.Poli
 		for _, c := range w.PodSpec.Containers {
 			names = append(names, c.Name)
 		}
+		for _, c := range w.PodSpec.EphemeralContainers {
+			names = append(names, c.Name)
+		}
 	}
 	var out []checkResult
 	for _, name := range names {
@@ -179,6 +183,18 @@ func checkBundle(w *manifest.Workload, b manifest.ContainerBundle, pol *policy.P
 				Field: k8sField(w, b, string(f.Rule), f.Problem), OCIField: f.Field, Rule: string(f.Rule),
 				Message: f.Problem, Fix: f.Fix,
 			})
+		}
+	}
+	// What the policy lets through must still be something runc starts.
+	if !o.Refused() {
+		if _, err := runccheck.Check("", b.Spec); err != nil {
+			var p *runccheck.Problem
+			item := checkItem{Field: b.Path, Rule: "runc", Message: err.Error()}
+			if errors.As(err, &p) {
+				item.OCIField = p.Field
+			}
+			r.Decision = "refused"
+			r.Refusals = append(r.Refusals, item)
 		}
 	}
 	for _, ch := range o.Changes {
@@ -267,8 +283,15 @@ func k8sField(w *manifest.Workload, b manifest.ContainerBundle, rule, problem st
 // containerAt finds the container a bundle was made from.
 func containerAt(w *manifest.Workload, b manifest.ContainerBundle) *corev1.Container {
 	list := w.PodSpec.Containers
-	if b.Init {
+	switch {
+	case b.Init:
 		list = w.PodSpec.InitContainers
+	case b.Ephemeral:
+		if b.Index >= 0 && b.Index < len(w.PodSpec.EphemeralContainers) {
+			c := corev1.Container(w.PodSpec.EphemeralContainers[b.Index].EphemeralContainerCommon)
+			return &c
+		}
+		return &corev1.Container{}
 	}
 	if b.Index >= 0 && b.Index < len(list) {
 		return &list[b.Index]

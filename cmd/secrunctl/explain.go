@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/secrun/secrun/bundle"
 	"github.com/secrun/secrun/policy"
+	"github.com/secrun/secrun/runccheck"
 	"github.com/secrun/secrun/spec"
 	"github.com/urfave/cli/v2"
 )
@@ -41,6 +43,11 @@ var explainCommand = &cli.Command{
 		}
 		env := &policy.Env{AppArmor: spec.HostAppArmor{}, SeccompProfileRoot: cfg.SeccompProfileRoot, BundleDir: dir}
 		out := pol.Decide(env, doc.Value)
+		// What secrun would hand runc, checked as runc's create checks it.
+		var runc *runcVerdict
+		if !out.Refused() {
+			runc = checkWithRunc(c.Args().First(), doc.Value)
+		}
 		if c.Bool("config-json") {
 			b, err := doc.Marshal()
 			if err != nil {
@@ -55,11 +62,11 @@ var explainCommand = &cli.Command{
 			if err := enc.Encode(map[string]any{
 				"policy": pol.Name, "mode": pol.Mode, "decision": out.Decision,
 				"changes": out.Changes, "findings": out.Findings, "warnings": out.Warnings,
-				"error": out.Error(),
+				"error": out.Error(), "runc": runc,
 			}); err != nil {
 				return err
 			}
-			return refusedExit(out)
+			return runc.exit(refusedExit(out))
 		}
 		fmt.Printf("policy %s (%s): %s\n", pol.Name, pol.Mode, out.Decision)
 		if out.Err != nil {
@@ -74,7 +81,8 @@ var explainCommand = &cli.Command{
 		for _, w := range out.Warnings {
 			fmt.Printf("  warning: %s\n", w)
 		}
-		return refusedExit(out)
+		runc.print()
+		return runc.exit(refusedExit(out))
 	},
 }
 
@@ -112,4 +120,56 @@ func selectedPolicy(c *cli.Context) (*policy.Config, *policy.Policy, error) {
 		pol = &cp
 	}
 	return cfg, pol, nil
+}
+
+// runcVerdict is runccheck's answer on the config secrun would write.
+type runcVerdict struct {
+	Accepted bool     `json:"accepted"`
+	Field    string   `json:"field,omitempty"`
+	Error    string   `json:"error,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
+	// RootfsMissing: the bundle has no rootfs yet, which runc refuses.
+	RootfsMissing bool `json:"rootfsMissing,omitempty"`
+}
+
+func checkWithRunc(bundleDir string, s *specs.Spec) *runcVerdict {
+	res, err := runccheck.Check(bundleDir, s)
+	v := &runcVerdict{Accepted: err == nil}
+	if res != nil {
+		v.Warnings, v.RootfsMissing = res.Warnings, res.RootfsMissing
+	}
+	var p *runccheck.Problem
+	switch {
+	case errors.As(err, &p):
+		v.Field, v.Error = p.Field, err.Error()
+	case err != nil:
+		v.Error = "could not check with runc's rules: " + err.Error()
+	}
+	return v
+}
+
+func (v *runcVerdict) print() {
+	switch {
+	case v == nil:
+	case !v.Accepted:
+		fmt.Printf("  runc:    %s\n", v.Error)
+	case v.RootfsMissing:
+		fmt.Println("  runc:    accepts the config; the bundle has no rootfs yet, which runc refuses until it exists")
+	default:
+		fmt.Println("  runc:    accepts the config")
+	}
+	if v != nil {
+		for _, w := range v.Warnings {
+			fmt.Printf("  warning: %s\n", w)
+		}
+	}
+}
+
+// exit is 3 when runc would refuse what secrun writes: the container
+// would not start, as if refused.
+func (v *runcVerdict) exit(prev error) error {
+	if prev == nil && v != nil && !v.Accepted {
+		return cli.Exit("", 3)
+	}
+	return prev
 }

@@ -127,3 +127,61 @@ func TestPolicyShowAndList(t *testing.T) {
 		t.Errorf("policy show of a typo: %v\n%s", err, out)
 	}
 }
+
+// TestExplainRunc: explain checks the config secrun would write as runc's
+// create does, and a config runc refuses exits 3 with runc's reason and
+// the field.
+func TestExplainRunc(t *testing.T) {
+	bin := secrunctl(t)
+	b := runcSpecBundle(t)
+	os.Mkdir(filepath.Join(b, "rootfs"), 0o755)
+	run := func(args ...string) (string, int) {
+		cmd := exec.Command(bin, append([]string{"explain", "--policy", "privileged"}, append(args, b)...)...)
+		cmd.Env = append(os.Environ(), "SECRUN_CONFIG=")
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+	out, code := run()
+	if code != 0 || !strings.Contains(out, "runc:    accepts the config") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	// A hostname without a UTS namespace of its own: runc refuses it.
+	raw, _ := os.ReadFile(filepath.Join(b, "config.json"))
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	linux := doc["linux"].(map[string]any)
+	var kept []any
+	for _, n := range linux["namespaces"].([]any) {
+		if n.(map[string]any)["type"] != "uts" {
+			kept = append(kept, n)
+		}
+	}
+	linux["namespaces"] = kept
+	doc["hostname"] = "web"
+	raw, _ = json.Marshal(doc)
+	if err := os.WriteFile(filepath.Join(b, "config.json"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, code = run()
+	if code != 3 || !strings.Contains(out, "runc:    runc would refuse this config.json: hostname: unable to set hostname without a private UTS namespace") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	out, code = run("--json")
+	var res struct {
+		Runc struct {
+			Accepted bool
+			Field    string
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 3 || res.Runc.Accepted || res.Runc.Field != "hostname" {
+		t.Fatalf("--json: exit %d, %v\n%s", code, err, out)
+	}
+}

@@ -130,3 +130,57 @@ func TestUninstallMissingFile(t *testing.T) {
 		t.Errorf("uninstall of a missing file: %q %q %v", out, stderr, err)
 	}
 }
+
+// TestInstallContainerdDropIn: --drop-in writes conf.d/secrun.toml, with
+// --default the default handler, leaves config.toml alone, and uninstall
+// removes exactly the drop-in.
+func TestInstallContainerdDropIn(t *testing.T) {
+	root, cfg := installFixture(t)
+	const v3 = "version = 3\nimports = [\"/etc/containerd/conf.d/*.toml\"]\n"
+	if err := os.WriteFile(cfg, []byte(v3), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := installArgs{config: "/etc/containerd/config.toml", policies: []string{"restricted", "web"}, binDir: "/usr/local/bin", hostRoot: root,
+		dropIn: true, dropInFile: "/etc/containerd/conf.d/secrun.toml", defaultPolicy: "web"}
+	drop := filepath.Join(root, "etc", "containerd", "conf.d", "secrun.toml")
+	out, stderr, err := runInstall(t, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "wrote handlers secrun-restricted, secrun-web to drop-in "+drop) || !strings.Contains(out, "/etc/containerd/config.toml was not touched") {
+		t.Errorf("output:\n%s", out)
+	}
+	if !strings.Contains(stderr, "secrun-web is the default handler now") {
+		t.Errorf("no note about the default handler: %q", stderr)
+	}
+	b, err := os.ReadFile(drop)
+	if err != nil || !strings.Contains(string(b), `default_runtime_name = "secrun-web"`) || !strings.Contains(string(b), `BinaryName = "/usr/local/bin/secrun-web"`) {
+		t.Fatalf("drop-in %v:\n%s", err, b)
+	}
+	if b, _ := os.ReadFile(cfg); string(b) != v3 {
+		t.Fatalf("config.toml changed:\n%s", b)
+	}
+	un := a
+	un.uninstall = true
+	if out, _, err = runInstall(t, un); err != nil || !strings.Contains(out, "removed drop-in "+drop) {
+		t.Fatalf("uninstall: %q, %v", out, err)
+	}
+	if _, err := os.Stat(drop); !os.IsNotExist(err) {
+		t.Fatalf("drop-in left: %v", err)
+	}
+	if _, err := os.Stat(filepath.Dir(drop)); !os.IsNotExist(err) {
+		t.Fatalf("conf.d, which install created, is left: %v", err)
+	}
+
+	// Without the import the drop-in would be dead: refused, nothing
+	// written.
+	if err := os.WriteFile(cfg, []byte("version = 3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runInstall(t, a); err == nil || !strings.Contains(err.Error(), "does not import /etc/containerd/conf.d/secrun.toml") {
+		t.Fatalf("no import: %v", err)
+	}
+	if _, err := os.Stat(drop); !os.IsNotExist(err) {
+		t.Fatal("a refused install wrote the drop-in")
+	}
+}

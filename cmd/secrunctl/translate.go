@@ -14,7 +14,9 @@ import (
 	"slices"
 	"strings"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/secrun/secrun/manifest"
+	"github.com/secrun/secrun/runccheck"
 	"github.com/secrun/secrun/spec"
 	"github.com/urfave/cli/v2"
 )
@@ -141,6 +143,14 @@ func runTranslate(c *cli.Context) error {
 		return errors.New("the manifest has no containers to translate (no Pod or workload with a pod template)")
 	}
 	for _, j := range jobs {
+		if err := runcAccepts(j.dir, j.bundle.Spec, src); err != nil {
+			errs = append(errs, fmt.Errorf("%s (%s): %w", j.dir, j.bundle.Path, err))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	for _, j := range jobs {
 		if err := writeBundle(c, j.dir, j.bundle, src); err != nil {
 			return err
 		}
@@ -215,6 +225,20 @@ func translateOptions(c *cli.Context, defaultSeccompRoot string) (manifest.Optio
 		return opts, fmt.Errorf("--kubernetes-version / --allowed-unsafe-sysctls: %w", err)
 	}
 	return opts, nil
+}
+
+// runcAccepts checks a bundle as runc's create will (runccheck), before
+// it is written: a translation runc would refuse is reported with the
+// field instead of failing on the node. rootfsSrc, when set, is what the
+// bundle's rootfs will be a copy of.
+func runcAccepts(dir string, s *specs.Spec, rootfsSrc string) error {
+	if rootfsSrc != "" && s.Root != nil && !filepath.IsAbs(s.Root.Path) {
+		cp := *s
+		cp.Root = &specs.Root{Path: rootfsSrc, Readonly: s.Root.Readonly}
+		s = &cp
+	}
+	_, err := runccheck.Check(dir, s)
+	return err
 }
 
 func writeBundle(c *cli.Context, dir string, b manifest.ContainerBundle, rootfsSrc string) error {

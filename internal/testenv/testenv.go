@@ -50,6 +50,31 @@ func ModuleRoot() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
+// ConformanceCase is one manifest of conformance/cases.
+type ConformanceCase struct {
+	Name string // file name without .yaml
+	Data []byte
+}
+
+// ConformanceCases reads every conformance case, in name order: the Pods
+// the suite runs are the widest set of real manifests the tests have.
+func ConformanceCases(t testing.TB) []ConformanceCase {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(ModuleRoot(), "conformance", "cases", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no conformance cases: %v", err)
+	}
+	out := make([]ConformanceCase, 0, len(files))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ConformanceCase{Name: strings.TrimSuffix(filepath.Base(f), ".yaml"), Data: b})
+	}
+	return out
+}
+
 var (
 	buildOnce sync.Once
 	buildDir  string

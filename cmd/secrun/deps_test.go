@@ -1,0 +1,28 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestWrapperStaysLean: secrun runs on every container start, so what it
+// links is kept small. The Kubernetes API types and runc's libcontainer
+// (which secrunctl uses to check bundles) must never reach it.
+func TestWrapperStaysLean(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < 10 {
+		t.Fatalf("go list printed %d packages; the test cannot judge", len(deps))
+	}
+	for _, forbidden := range []string{"k8s.io/", "github.com/opencontainers/runc/", "github.com/secrun/secrun/runccheck", "github.com/secrun/secrun/manifest", "github.com/secrun/secrun/fidelity"} {
+		for _, d := range deps {
+			if strings.HasPrefix(d, forbidden) {
+				t.Errorf("cmd/secrun links %s (prefix %s)", d, forbidden)
+			}
+		}
+	}
+}
