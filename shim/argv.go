@@ -81,7 +81,7 @@ func ParseArgs(args []string) (*Invocation, error) {
 	pos, err = parseCommandV3(v3, c, rest)
 	if err != nil {
 		// v1 took a word for a value that v3 leaves as the id, or similar.
-		return nil, ambiguous(inv.Command, "newer runc rejects it ("+strings.TrimPrefix(err.Error(), "secrun: ")+")")
+		return nil, ambiguous(inv.Command, "newer runc rejects it ("+err.Error()+")")
 	}
 	v3.setPositionals(pos)
 	if len(pos) > 0 && (pos[0] == "help" || pos[0] == "h") {
@@ -94,7 +94,7 @@ func ParseArgs(args []string) (*Invocation, error) {
 	if v1.config != "" {
 		// The policy hardens <bundle>/config.json; newer runc would read
 		// this file instead, unchecked.
-		return nil, fmt.Errorf("secrun: flag --config is not supported: the policy applies to the bundle's config.json")
+		return nil, fmt.Errorf("flag --config is not supported: the policy applies to the bundle's config.json")
 	}
 	return v1, nil
 }
@@ -164,7 +164,7 @@ func parseGlobalArgs(inv *Invocation) ([]string, error) {
 				// runc rejects unknown flags. A newer runc's valued global
 				// would make the next word look like the subcommand, and a
 				// wrong subcommand means a skipped policy, so refuse.
-				return nil, fmt.Errorf("secrun: unknown global flag %s: cannot tell whether it takes a value, so the subcommand is unclear (write it as %s=VALUE if it takes one)", a, a)
+				return nil, fmt.Errorf("unknown global flag %s: cannot tell whether it takes a value, so the subcommand is unclear (write it as %s=VALUE if it takes one)", a, a)
 			}
 			inv.UnknownFlags = append(inv.UnknownFlags, a)
 			continue
@@ -185,7 +185,7 @@ func parseGlobalArgs(inv *Invocation) ([]string, error) {
 	}
 	cmd := args[i]
 	if trimmed := strings.TrimSpace(cmd); trimmed != cmd && runcCommands[trimmed] != nil {
-		return nil, fmt.Errorf("secrun: refusing subcommand %q: it has white space around it, which some runc versions strip", cmd)
+		return nil, fmt.Errorf("refusing subcommand %q: it has white space around it, which some runc versions strip", cmd)
 	}
 	inv.Command, inv.CommandIndex = cmd, i
 	return args[i+1:], nil
@@ -320,18 +320,18 @@ func splitFlagArg(a string) (name, value string, hasValue bool, err error) {
 		name = a[2:]
 	}
 	if name == "" || name[0] == '-' || name[0] == '=' {
-		return "", "", false, fmt.Errorf("secrun: bad flag syntax: %s", a)
+		return "", "", false, fmt.Errorf("bad flag syntax: %s", a)
 	}
 	name, value, hasValue = strings.Cut(name, "=")
 	return name, value, hasValue, nil
 }
 
 func ambiguous(cmd, why string) error {
-	return fmt.Errorf("secrun: refusing an ambiguous %q command line: %s; put the subcommand's flags before the container id", cmd, why)
+	return fmt.Errorf("refusing an ambiguous %q command line: %s; put the subcommand's flags before the container id", cmd, why)
 }
 
 func needsValue(written string) error {
-	return fmt.Errorf("secrun: flag %s needs a value", written)
+	return fmt.Errorf("flag %s needs a value", written)
 }
 
 // set records one flag. written is the argument as given, for messages.
@@ -341,7 +341,7 @@ func (inv *Invocation) set(def runcFlag, written, value string, hasValue bool) e
 		b, err := strconv.ParseBool(value)
 		if err != nil {
 			name, _, _ := strings.Cut(written, "=")
-			return fmt.Errorf("secrun: flag %s: invalid boolean value %q", name, value)
+			return fmt.Errorf("flag %s: invalid boolean value %q", name, value)
 		}
 		on = b
 	}

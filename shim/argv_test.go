@@ -367,21 +367,21 @@ var parseCases = []parseCase{
 
 	// Unknown flags.
 	{name: "unknown global flag with a value", args: words("--frob=1 create --bundle /b id"), want: Invocation{Command: "create", CommandIndex: 1, Bundle: "/b", BundleSet: true, ContainerID: "id", UnknownFlags: []string{"--frob=1"}}, policy: true},
-	{name: "unknown global flag without a value", args: words("--frob create --bundle /b id"), err: "secrun: unknown global flag --frob"},
+	{name: "unknown global flag without a value", args: words("--frob create --bundle /b id"), err: "unknown global flag --frob"},
 	{name: "unknown subcommand flag is boolean", args: words("create --frob --bundle /b id"), want: Invocation{Command: "create", Bundle: "/b", BundleSet: true, ContainerID: "id", UnknownFlags: []string{"--frob"}}, policy: true},
 	{name: "unknown subcommand flag with a value", args: words("create --frob=x id --bundle /b"), want: Invocation{Command: "create", Bundle: "/b", BundleSet: true, ContainerID: "id", UnknownFlags: []string{"--frob=x"}}, policy: true},
 
 	// Errors.
-	{name: "--root without a value", args: words("--root"), err: "secrun: flag --root needs a value"},
-	{name: "--bundle without a value", args: words("create --bundle"), err: "secrun: flag --bundle needs a value"},
-	{name: "-b without a value", args: words("create -b"), err: "secrun: flag -b needs a value"},
+	{name: "--root without a value", args: words("--root"), err: "flag --root needs a value"},
+	{name: "--bundle without a value", args: words("create --bundle"), err: "flag --bundle needs a value"},
+	{name: "-b without a value", args: words("create -b"), err: "flag -b needs a value"},
 	{name: "-b after the id without a value", args: words("create id -b"), err: "newer runc rejects it (flag -b needs a value)"},
-	{name: "exec --process without a value", args: words("exec --process"), err: "secrun: flag --process needs a value"},
-	{name: "bad boolean", args: words("--debug=maybe create id"), err: `secrun: flag --debug: invalid boolean value "maybe"`},
-	{name: "bad boolean in a subcommand", args: words("run --detach=maybe id"), err: `secrun: flag --detach: invalid boolean value "maybe"`},
-	{name: "three dashes", args: words("create ---bundle /b id"), err: "secrun: bad flag syntax: ---bundle"},
-	{name: "global three dashes", args: words("---root /r create"), err: "secrun: bad flag syntax: ---root"},
-	{name: "--config", args: words("create --config /elsewhere.json --bundle /b id"), err: "secrun: flag --config is not supported"},
+	{name: "exec --process without a value", args: words("exec --process"), err: "flag --process needs a value"},
+	{name: "bad boolean", args: words("--debug=maybe create id"), err: `flag --debug: invalid boolean value "maybe"`},
+	{name: "bad boolean in a subcommand", args: words("run --detach=maybe id"), err: `flag --detach: invalid boolean value "maybe"`},
+	{name: "three dashes", args: words("create ---bundle /b id"), err: "bad flag syntax: ---bundle"},
+	{name: "global three dashes", args: words("---root /r create"), err: "bad flag syntax: ---root"},
+	{name: "--config", args: words("create --config /elsewhere.json --bundle /b id"), err: "flag --config is not supported"},
 	{name: "white space around the subcommand", args: []string{" create", "--bundle", "/b", "id"}, err: "white space"},
 
 	// Command lines the two runc argument parsers read differently.
@@ -505,18 +505,18 @@ func TestParseArgsKeepsArgs(t *testing.T) {
 
 func TestParseArgsErrorNamesFlag(t *testing.T) {
 	for args, want := range map[string]string{
-		"--root":                  "secrun: flag --root needs a value",
-		"--log":                   "secrun: flag --log needs a value",
-		"--root /r --log-format":  "secrun: flag --log-format needs a value",
-		"create --bundle":         "secrun: flag --bundle needs a value",
-		"run -b":                  "secrun: flag -b needs a value",
-		"create --pid-file":       "secrun: flag --pid-file needs a value",
-		"exec -p":                 "secrun: flag -p needs a value",
-		"exec --cap":              "secrun: flag --cap needs a value",
-		"update --resources":      "secrun: flag --resources needs a value",
-		"create --console-socket": "secrun: flag --console-socket needs a value",
-		"create --pidfd-socket":   "secrun: flag --pidfd-socket needs a value",
-		"create --preserve-fds":   "secrun: flag --preserve-fds needs a value",
+		"--root":                  "flag --root needs a value",
+		"--log":                   "flag --log needs a value",
+		"--root /r --log-format":  "flag --log-format needs a value",
+		"create --bundle":         "flag --bundle needs a value",
+		"run -b":                  "flag -b needs a value",
+		"create --pid-file":       "flag --pid-file needs a value",
+		"exec -p":                 "flag -p needs a value",
+		"exec --cap":              "flag --cap needs a value",
+		"update --resources":      "flag --resources needs a value",
+		"create --console-socket": "flag --console-socket needs a value",
+		"create --pidfd-socket":   "flag --pidfd-socket needs a value",
+		"create --preserve-fds":   "flag --preserve-fds needs a value",
 	} {
 		_, err := ParseArgs(words(args))
 		if err == nil || err.Error() != want {

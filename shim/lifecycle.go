@@ -75,7 +75,7 @@ func (inv *Invocation) createsContainer() bool {
 func lifecycle(inv *Invocation, argv0 string, stderr io.Writer) int {
 	runtime, warning := lifecycleRuntime(inv, argv0)
 	if runtime == "" {
-		return fail(inv, stderr, errors.New("secrun: "+warning))
+		return fail(inv, stderr, errors.New(warning))
 	}
 	if warning != "" {
 		warn(inv, stderr, warning)
@@ -140,7 +140,7 @@ func recordedRuntime(inv *Invocation) (runtime, why string) {
 
 // warn tells the admin without breaking a caller that parses the output.
 func warn(inv *Invocation, stderr io.Writer, msg string) {
-	msg = "secrun: warning: " + msg
+	msg = Prefix + "warning: " + msg
 	if inv.Log != "" {
 		if err := writeRuntimeLog(inv.Log, inv.LogFormat, "warning", msg); err == nil {
 			return
@@ -165,7 +165,7 @@ func deleteAndForget(inv *Invocation, runtime string, stderr io.Writer) int {
 	case errors.As(err, &ee):
 		return ee.ExitCode()
 	case err != nil:
-		return fail(inv, stderr, fmt.Errorf("secrun: run delegate runtime %s: %w", runtime, err))
+		return fail(inv, stderr, fmt.Errorf("run delegate runtime %s: %w", runtime, err))
 	}
 	if err := runstate.Remove(inv.Root, inv.ContainerID); err != nil {
 		warn(inv, stderr, fmt.Sprintf("remove the record of container %s: %v", inv.ContainerID, err))

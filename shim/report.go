@@ -13,6 +13,11 @@ import (
 	"github.com/secrun/secrun/policy"
 )
 
+// Prefix starts every line secrun writes for a person, on stderr and in
+// the runtime log. It is added where a line is written (fail, warn, the
+// argv error), never by the errors themselves.
+const Prefix = "secrun: "
+
 // refusal is a create or exec that secrun will not let through.
 type refusal struct {
 	policy   string
@@ -30,9 +35,9 @@ func (r *refusal) Error() string {
 		who = fmt.Sprintf("policy %s (%s) refused the container", r.policy, r.mode)
 	}
 	if r.err != nil {
-		return fmt.Sprintf("secrun: %s: %v", who, r.err)
+		return fmt.Sprintf("%s: %v", who, r.err)
 	}
-	msg := fmt.Sprintf("secrun: %s: %s", who, r.findings[0])
+	msg := fmt.Sprintf("%s: %s", who, r.findings[0])
 	if n := len(r.findings) - 1; n > 0 {
 		// Each rule once, with a count where it found more than one thing:
 		// a privileged bundle has a device finding per host device.

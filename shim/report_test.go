@@ -55,7 +55,7 @@ func TestRefusalIsOneLine(t *testing.T) {
 		t.Errorf("refusal = %q", got)
 	}
 	r = &refusal{policy: "baseline", mode: policy.Harden, err: errors.New("annotation x: bad")}
-	if got := r.Error(); got != "secrun: policy baseline (harden) refused the container: annotation x: bad" {
+	if got := r.Error(); got != "policy baseline (harden) refused the container: annotation x: bad" {
 		t.Errorf("refusal without id = %q", got)
 	}
 }
@@ -64,7 +64,7 @@ func TestFailPrintsOneLine(t *testing.T) {
 	var b strings.Builder
 	log := filepath.Join(t.TempDir(), "log.json")
 	inv := &Invocation{Log: log, LogFormat: "json"}
-	if code := fail(inv, &b, errors.New("secrun: first\nsecond part")); code != 1 {
+	if code := fail(inv, &b, errors.New("first\nsecond part")); code != 1 {
 		t.Errorf("exit %d", code)
 	}
 	if b.String() != "secrun: first second part\n" {

@@ -37,7 +37,7 @@ func PolicyName(argv0 string, c *policy.Config) string {
 func Main(argv []string, stderr io.Writer) int {
 	inv, err := ParseArgs(argv[1:])
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		fmt.Fprintln(stderr, Prefix+err.Error())
 		return 2
 	}
 	if inv.StartsNothing() {
@@ -47,11 +47,11 @@ func Main(argv []string, stderr io.Writer) int {
 	if err != nil {
 		// Fail closed: with no readable policy, nothing starts (lifecycle
 		// commands, which start nothing, never get here).
-		return fail(inv, stderr, fmt.Errorf("secrun: %w", err))
+		return fail(inv, stderr, err)
 	}
 	pol, err := cfg.Policy(PolicyName(argv[0], cfg))
 	if err != nil {
-		return fail(inv, stderr, fmt.Errorf("secrun: %w", err))
+		return fail(inv, stderr, err)
 	}
 	var runtime string
 	if inv.Command == "exec" && inv.ContainerID != "" {
@@ -61,7 +61,7 @@ func Main(argv []string, stderr io.Writer) int {
 	}
 	if runtime == "" {
 		if runtime, err = ResolveRuntime(cfg.RuntimeFor(pol)); err != nil {
-			return fail(inv, stderr, fmt.Errorf("secrun: %w", err))
+			return fail(inv, stderr, err)
 		}
 	}
 	if inv.NeedsPolicy() {
@@ -78,11 +78,11 @@ func Main(argv []string, stderr io.Writer) int {
 func fail(inv *Invocation, stderr io.Writer, err error) int {
 	// One line, whatever the error wraps: containerd shows the runtime
 	// log's last error line, and an admin greps for it.
-	msg := strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(err.Error())
+	msg := Prefix + strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(err.Error())
 	fmt.Fprintln(stderr, msg)
 	if inv != nil {
 		if lerr := writeRuntimeLog(inv.Log, inv.LogFormat, "error", msg); lerr != nil {
-			fmt.Fprintf(stderr, "secrun: could not write the runtime log %s: %v\n", inv.Log, lerr)
+			fmt.Fprintf(stderr, "%scould not write the runtime log %s: %v\n", Prefix, inv.Log, lerr)
 		}
 	}
 	return 1
@@ -111,14 +111,14 @@ func apply(inv *Invocation, cfg *policy.Config, pol *policy.Policy, stderr io.Wr
 	// stderr is where a refusal's one line must stand alone.
 	for _, w := range rec.Warnings {
 		if inv.Debug {
-			fmt.Fprintf(stderr, "secrun: warning: %s\n", w)
+			fmt.Fprintf(stderr, "%swarning: %s\n", Prefix, w)
 		}
-		_ = writeRuntimeLog(inv.Log, inv.LogFormat, "warning", "secrun: "+w)
+		_ = writeRuntimeLog(inv.Log, inv.LogFormat, "warning", Prefix+w)
 	}
 	if aerr := writeAudit(cfg.AuditLog, rec, stderr); aerr != nil {
 		// The audit log is a record, not the enforcement: losing a line
 		// must not stop containers, but the admin must hear of it.
-		fmt.Fprintf(stderr, "secrun: warning: audit log %s: %v\n", cfg.AuditLog, aerr)
+		fmt.Fprintf(stderr, "%swarning: audit log %s: %v\n", Prefix, cfg.AuditLog, aerr)
 	}
 	return err
 }
@@ -133,13 +133,13 @@ func bundleDir(inv *Invocation) (string, error) {
 func applyBundle(inv *Invocation, pol *policy.Policy, env *policy.Env, rec *AuditRecord) error {
 	dir, err := bundleDir(inv)
 	if err != nil {
-		return fmt.Errorf("secrun: bundle: %w", err)
+		return fmt.Errorf("bundle: %w", err)
 	}
 	rec.Bundle = dir
 	env.BundleDir = dir
 	doc, err := bundle.Load[specs.Spec](filepath.Join(dir, "config.json"))
 	if err != nil {
-		return fmt.Errorf("secrun: cannot apply policy %s: %w", pol.Name, err)
+		return fmt.Errorf("cannot apply policy %s: %w", pol.Name, err)
 	}
 	rec.Sandbox = pol.IsSandbox(doc.Value)
 	rec.Namespace, rec.Pod = policy.PodRef(doc.Value)
@@ -159,7 +159,7 @@ func applyExec(inv *Invocation, pol *policy.Policy, env *policy.Env, rec *AuditR
 	}
 	doc, err := bundle.Load[specs.Process](inv.ProcessFile)
 	if err != nil {
-		return fmt.Errorf("secrun: cannot apply policy %s to exec: %w", pol.Name, err)
+		return fmt.Errorf("cannot apply policy %s to exec: %w", pol.Name, err)
 	}
 	return conclude(inv, pol, rec, pol.DecideProcess(env, doc.Value), "exec process", doc.Save)
 }
@@ -175,7 +175,7 @@ func conclude(inv *Invocation, pol *policy.Policy, rec *AuditRecord, out *policy
 		return nil
 	}
 	if _, err := save(); err != nil {
-		return fmt.Errorf("secrun: write the hardened %s: %w", what, err)
+		return fmt.Errorf("write the hardened %s: %w", what, err)
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/secrun/secrun/bundle"
 	"github.com/secrun/secrun/manifest"
 	"github.com/secrun/secrun/runccheck"
 	"github.com/secrun/secrun/spec"
@@ -262,27 +263,7 @@ func writeBundle(c *cli.Context, dir string, b manifest.ContainerBundle, rootfsS
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(cfg, append(data, '\n'), 0o644)
-}
-
-func writeFileAtomic(path string, data []byte, mode fs.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".config-*.json")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return bundle.WriteAtomic(cfg, append(data, '\n'), 0o644, -1, -1)
 }
 
 // copyTree copies src to dst, hard-linking regular files where it can:
