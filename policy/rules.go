@@ -17,6 +17,13 @@ type Finding struct {
 	Field   string `json:"field"`
 	Problem string `json:"problem"`
 	Fix     string `json:"fix"`
+	// Kubernetes is the Pod spec field that decides it, relative to the
+	// container ("securityContext.capabilities") or, with a leading
+	// "pod.", to the Pod spec; the tools resolve it against a manifest.
+	Kubernetes string `json:"kubernetes,omitempty"`
+	// Subjects are what the finding is about, where a field holds many:
+	// capability names without CAP_, sysctl names, namespace types.
+	Subjects []string `json:"subjects,omitempty"`
 	// Fixable says whether harden mode can rewrite it away.
 	Fixable bool `json:"fixable"`
 	// Default marks a finding that is the policy's default rather than a
@@ -132,7 +139,7 @@ func (p *Policy) compile() error {
 func (p *Policy) Check(env *Env, s *specs.Spec) []Finding {
 	var out []Finding
 	for _, r := range settings {
-		out = append(out, r.check(p, env, s)...)
+		out = append(out, r.findings(p, env, s)...)
 	}
 	return out
 }
@@ -144,7 +151,7 @@ func (p *Policy) CheckProcess(env *Env, proc *specs.Process) []Finding {
 	var out []Finding
 	for _, r := range settings {
 		if r.Process {
-			out = append(out, r.check(p, env, s)...)
+			out = append(out, r.findings(p, env, s)...)
 		}
 	}
 	return out
@@ -179,7 +186,7 @@ func (p *Policy) harden(env *Env, s *specs.Spec, processOnly bool) ([]Finding, [
 		if processOnly && !r.Process {
 			continue
 		}
-		found := r.check(p, env, s)
+		found := r.findings(p, env, s)
 		if len(found) == 0 {
 			continue
 		}
@@ -200,7 +207,7 @@ func (p *Policy) harden(env *Env, s *specs.Spec, processOnly bool) ([]Finding, [
 		}
 		// A fix that did not satisfy its own rule is a bug or an
 		// unfixable case; either way the container must not start.
-		left = append(left, r.check(p, env, s)...)
+		left = append(left, r.findings(p, env, s)...)
 	}
 	return left, changes, nil
 }
@@ -241,7 +248,7 @@ func checkCapabilities(p *Policy, _ *Env, s *specs.Spec) []Finding {
 	if len(p.allowedCaps) > 0 {
 		allowed = strings.Join(trimCap(p.allowedCaps), ", ")
 	}
-	return []Finding{{Rule: "capabilities", Field: "process.capabilities", Fixable: true,
+	return []Finding{{Rule: "capabilities", Field: "process.capabilities", Fixable: true, Subjects: trimCap(bad),
 		Problem: fmt.Sprintf("holds %s, which policy %s does not allow (allowed: %s)", strings.Join(trimCap(bad), ", "), p.Name, allowed),
 		Fix:     fmt.Sprintf("add capabilities.drop: [ALL] and add back only what is allowed, or drop %s", strings.Join(trimCap(bad), ", "))}}
 }
@@ -329,7 +336,8 @@ func checkSysctls(p *Policy, _ *Env, s *specs.Spec) []Finding {
 	}
 	var out []Finding
 	for _, err := range spec.CheckSpecSysctls(p.sysctlPolicy(), s) {
-		out = append(out, Finding{Rule: "sysctls", Field: "linux.sysctl", Problem: err.Error(),
+		name, _, _ := strings.Cut(err.Error(), ": ")
+		out = append(out, Finding{Rule: "sysctls", Field: "linux.sysctl", Problem: err.Error(), Subjects: []string{name},
 			Fix: "remove the sysctl from securityContext.sysctls, or have the admin add it to allowedUnsafeSysctls"})
 	}
 	return out

@@ -16,10 +16,10 @@ var requiredNamespaces = []struct {
 	t     specs.LinuxNamespaceType
 	field string
 }{
-	{specs.NetworkNamespace, "hostNetwork: true"},
-	{specs.PIDNamespace, "hostPID: true"},
-	{specs.IPCNamespace, "hostIPC: true"},
-	{specs.UTSNamespace, "hostNetwork: true"},
+	{specs.NetworkNamespace, "hostNetwork"},
+	{specs.PIDNamespace, "hostPID"},
+	{specs.IPCNamespace, "hostIPC"},
+	{specs.UTSNamespace, "hostNetwork"},
 	{specs.MountNamespace, ""},
 }
 
@@ -39,11 +39,11 @@ func checkHostNamespaces(p *Policy, _ *Env, s *specs.Spec) []Finding {
 			field := fmt.Sprintf("linux.namespaces[%d]", i)
 			switch {
 			case !spec.KnownNamespaceType(ns.Type):
-				out = append(out, Finding{Rule: "hostNamespaces", Field: field + ".type",
+				out = append(out, Finding{Rule: "hostNamespaces", Field: field + ".type", Kubernetes: "pod",
 					Problem: fmt.Sprintf("namespace type %q is unknown to runc", ns.Type),
 					Fix:     "use one of pid, network, mount, ipc, uts, user, cgroup, time"})
 			case seen[ns.Type]:
-				out = append(out, Finding{Rule: "hostNamespaces", Field: field + ".type",
+				out = append(out, Finding{Rule: "hostNamespaces", Field: field + ".type", Kubernetes: "pod",
 					Problem: fmt.Sprintf("the %s namespace is listed twice", ns.Type),
 					Fix:     "list each namespace type once"})
 			}
@@ -53,15 +53,17 @@ func checkHostNamespaces(p *Policy, _ *Env, s *specs.Spec) []Finding {
 	for _, r := range requiredNamespaces {
 		ns := spec.Namespace(s, r.t)
 		fix := "give the container its own " + string(r.t) + " namespace"
+		k8s := "pod"
 		if r.field != "" {
-			fix = "remove " + r.field + " from the Pod spec"
+			fix = "remove " + r.field + ": true from the Pod spec"
+			k8s = "pod." + r.field
 		}
 		switch {
 		case ns == nil:
-			out = append(out, Finding{Rule: "hostNamespaces", Field: "linux.namespaces",
+			out = append(out, Finding{Rule: "hostNamespaces", Field: "linux.namespaces", Kubernetes: k8s, Subjects: []string{string(r.t)},
 				Problem: fmt.Sprintf("no %s namespace: the container shares the host's", r.t), Fix: fix})
 		case spec.IsHostNamespace(r.t, ns.Path):
-			out = append(out, Finding{Rule: "hostNamespaces", Field: "linux.namespaces[type=" + string(r.t) + "].path",
+			out = append(out, Finding{Rule: "hostNamespaces", Field: "linux.namespaces[type=" + string(r.t) + "].path", Kubernetes: k8s, Subjects: []string{string(r.t)},
 				Problem: fmt.Sprintf("%s namespace path %s is the host's own %s namespace", r.t, ns.Path, r.t), Fix: fix})
 		}
 	}

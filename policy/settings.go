@@ -98,6 +98,30 @@ var settings = []Setting{
 	}, fix: fixSeccomp},
 }
 
+// findings runs the check and fills in what the setting declares and a
+// finding leaves out: the Kubernetes field.
+func (st Setting) findings(p *Policy, env *Env, s *specs.Spec) []Finding {
+	out := st.check(p, env, s)
+	for i := range out {
+		if out[i].Kubernetes == "" && len(st.Kubernetes) > 0 {
+			out[i].Kubernetes = st.Kubernetes[0]
+		}
+	}
+	return out
+}
+
+// SettingFinding is a finding that carries only what rule declares, for
+// mapping a change (which names its rule) to its fields.
+func SettingFinding(rule Rule) Finding {
+	f := Finding{Rule: rule}
+	for _, st := range settings {
+		if st.Rule == rule && len(st.Kubernetes) > 0 {
+			f.Kubernetes = st.Kubernetes[0]
+		}
+	}
+	return f
+}
+
 // Settings returns the settings in the order they apply.
 func Settings() []Setting { return append([]Setting(nil), settings...) }
 

@@ -180,7 +180,7 @@ func checkBundle(w *manifest.Workload, b manifest.ContainerBundle, pol *policy.P
 				continue
 			}
 			r.Refusals = append(r.Refusals, checkItem{
-				Field: k8sField(w, b, string(f.Rule), f.Problem), OCIField: f.Field, Rule: string(f.Rule),
+				Field: k8sField(w, b, f), OCIField: f.Field, Rule: string(f.Rule),
 				Message: f.Problem, Fix: f.Fix,
 			})
 		}
@@ -199,85 +199,94 @@ func checkBundle(w *manifest.Workload, b manifest.ContainerBundle, pol *policy.P
 	}
 	for _, ch := range o.Changes {
 		rule, msg, _ := strings.Cut(ch, ": ")
-		r.Changes = append(r.Changes, checkItem{Field: k8sField(w, b, rule, msg), Rule: rule, Message: msg})
+		var field string
+		switch rule {
+		case "intent":
+			field = w.MetaPath + ".annotations"
+		case "ambientCapabilities":
+			field = k8sField(w, b, policy.SettingFinding(policy.RuleCapabilities))
+		default:
+			field = k8sField(w, b, policy.SettingFinding(policy.Rule(rule)))
+		}
+		r.Changes = append(r.Changes, checkItem{Field: field, Rule: rule, Message: msg})
 	}
 	return r
 }
 
-// k8sField maps a policy rule back to the field of the manifest that
-// decides it, at the level (container or Pod) where the manifest sets it.
-func k8sField(w *manifest.Workload, b manifest.ContainerBundle, rule, problem string) string {
+// k8sField resolves a finding's Kubernetes field (declared per setting in
+// policy/settings.go, refined by the finding) against the manifest: the
+// container or the Pod, and the level (container or Pod securityContext)
+// where the manifest sets it.
+func k8sField(w *manifest.Workload, b manifest.ContainerBundle, f policy.Finding) string {
 	ctr := containerAt(w, b)
-	ps := w.PodSpec
-	sc := b.Path + ".securityContext"
-	podSC := w.PodPath + ".securityContext"
-	level := func(inContainer, inPod bool) string {
-		if !inContainer && inPod {
-			return podSC
-		}
-		return sc
-	}
 	csc := ctr.SecurityContext
 	if csc == nil {
 		csc = &corev1.SecurityContext{}
 	}
-	psc := ps.SecurityContext
-	privileged := csc.Privileged != nil && *csc.Privileged
-	switch rule {
-	case "privileged", "devices":
-		return sc + ".privileged"
-	case "capabilities", "procMount":
-		if privileged {
-			// Privileged mode is what holds every capability and unmasks
-			// /proc; editing capabilities or procMount would change
-			// nothing.
-			return sc + ".privileged"
+	psc := w.PodSpec.SecurityContext
+	switch f.Rule {
+	case policy.RulePrivileged, policy.RuleDevices, policy.RuleCapabilities, policy.RuleProcMount:
+		if csc.Privileged != nil && *csc.Privileged || f.Rule == policy.RulePrivileged {
+			// Privileged mode is what holds every capability, every
+			// device and an unmasked /proc; editing the others would
+			// change nothing.
+			return b.Path + ".securityContext.privileged"
 		}
+	case policy.RuleRunAsNonRoot:
+		f.Kubernetes = "securityContext.runAsUser"
+	case policy.RuleSELinux:
+		f.Kubernetes = "securityContext.seLinuxOptions.type"
+	case policy.RuleHostPaths:
+		return w.PodPath + ".volumes"
 	}
-	switch rule {
-	case "hostNamespaces":
-		for _, ns := range []struct{ t, field string }{{"network", "hostNetwork"}, {"pid", "hostPID"}, {"ipc", "hostIPC"}} {
-			if strings.Contains(problem, "no "+ns.t+" namespace") {
-				return w.PodPath + "." + ns.field
+	field, isPod := strings.CutPrefix(f.Kubernetes, "pod.")
+	switch {
+	case f.Kubernetes == "":
+		return b.Path
+	case f.Kubernetes == "pod":
+		return w.PodPath
+	case f.Rule == policy.RuleSysctls && psc != nil:
+		for i, s := range psc.Sysctls {
+			if slices.Contains(f.Subjects, spec.NormalizeSysctlName(s.Name)) {
+				return fmt.Sprintf("%s.securityContext.sysctls[%d]", w.PodPath, i)
 			}
 		}
-		return w.PodPath
-	case "capabilities", "ambientCapabilities":
+	case f.Rule == policy.RuleCapabilities:
 		if csc.Capabilities != nil {
 			for _, a := range csc.Capabilities.Add {
-				if n := strings.TrimPrefix(strings.ToUpper(string(a)), "CAP_"); strings.Contains(problem, n) || n == "ALL" {
-					return sc + ".capabilities.add"
+				if n := strings.TrimPrefix(strings.ToUpper(string(a)), "CAP_"); slices.Contains(f.Subjects, n) || n == "ALL" {
+					return b.Path + ".securityContext.capabilities.add"
 				}
 			}
 		}
-		return sc + ".capabilities.drop"
-	case "noNewPrivileges":
-		return sc + ".allowPrivilegeEscalation"
-	case "runAsNonRoot":
-		return level(csc.RunAsUser != nil, psc != nil && psc.RunAsUser != nil) + ".runAsUser"
-	case "readOnlyRootFilesystem":
-		return sc + ".readOnlyRootFilesystem"
-	case "procMount":
-		return sc + ".procMount"
-	case "sysctls":
-		if psc != nil {
-			for i, s := range psc.Sysctls {
-				if strings.HasPrefix(problem, spec.NormalizeSysctlName(s.Name)) {
-					return fmt.Sprintf("%s.sysctls[%d]", podSC, i)
-				}
-			}
-		}
-		return podSC + ".sysctls"
-	case "seLinux":
-		return level(csc.SELinuxOptions != nil, psc != nil && psc.SELinuxOptions != nil) + ".seLinuxOptions.type"
-	case "appArmor":
-		return level(csc.AppArmorProfile != nil, psc != nil && psc.AppArmorProfile != nil) + ".appArmorProfile"
-	case "seccomp":
-		return level(csc.SeccompProfile != nil, psc != nil && psc.SeccompProfile != nil) + ".seccompProfile"
-	case "intent":
-		return w.MetaPath + ".annotations"
+		return b.Path + ".securityContext.capabilities.drop"
 	}
-	return b.Path
+	if isPod {
+		return w.PodPath + "." + field
+	}
+	// A securityContext field the Pod sets and the container does not is
+	// the Pod's to change.
+	if rest, ok := strings.CutPrefix(field, "securityContext."); ok {
+		top, _, _ := strings.Cut(rest, ".")
+		if !jsonHasField(csc, top) && psc != nil && jsonHasField(psc, top) {
+			return w.PodPath + "." + field
+		}
+	}
+	return b.Path + "." + field
+}
+
+// jsonHasField reports whether v, encoded, sets field.
+func jsonHasField(v any, field string) bool {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return false
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil {
+		return false
+	}
+	_, ok := m[field]
+	return ok
 }
 
 // containerAt finds the container a bundle was made from.
