@@ -27,7 +27,7 @@ const (
 type Outcome struct {
 	Decision Decision
 	// Changes lists what was rewritten (harden, intent).
-	Changes []string
+	Changes []Change
 	// Findings are the violations: the refusing ones when refused, all
 	// of them when audited.
 	Findings []Finding
@@ -36,6 +36,22 @@ type Outcome struct {
 	// a loosening intent, a fix that failed).
 	Err error
 }
+
+// Change is one rewrite: the setting it serves and what was done.
+type Change struct {
+	// Rule is the setting, or "intent" for what the Pod's annotation
+	// asked, or "ambientCapabilities" for the policy's ambient opt-in.
+	Rule    Rule   `json:"rule"`
+	Message string `json:"message"`
+}
+
+func (c Change) String() string { return string(c.Rule) + ": " + c.Message }
+
+// Rules for changes that serve no single setting.
+const (
+	RuleIntent  Rule = "intent"
+	RuleAmbient Rule = "ambientCapabilities"
+)
 
 // Refused reports whether the container must not start.
 func (o *Outcome) Refused() bool { return o.Decision == Refused }
@@ -47,13 +63,13 @@ type subject struct {
 	check func(env *Env) []Finding
 	// harden rewrites the working document and returns what no rewrite
 	// fixed.
-	harden func(env *Env) (left []Finding, changes []string, err error)
+	harden func(env *Env) (left []Finding, changes []Change, err error)
 	// original returns the findings of the document as read, for audit,
 	// whose working document is a copy.
 	original func(env *Env) []Finding
 	// finish runs once the document complies (ambient capabilities, the
 	// default AppArmor profile loaded).
-	finish func(env *Env, mode Mode) (changes []string, err error)
+	finish func(env *Env, mode Mode) (changes []Change, err error)
 }
 
 // decide is the mode state machine: enforce refuses on any finding,
@@ -125,7 +141,7 @@ func (p *Policy) Decide(env *Env, s *specs.Spec) *Outcome {
 		intent, err = IntentFromAnnotations(target)
 	}
 	if err == nil {
-		var ch []string
+		var ch []Change
 		ch, err = ApplyIntent(env, target, intent)
 		o.Changes = append(o.Changes, ch...)
 	}
@@ -147,17 +163,17 @@ func (p *Policy) Decide(env *Env, s *specs.Spec) *Outcome {
 	}
 	return decide(env, mode, o, subject{
 		check:    func(env *Env) []Finding { return p.Check(env, target) },
-		harden:   func(env *Env) ([]Finding, []string, error) { return p.Harden(env, target) },
+		harden:   func(env *Env) ([]Finding, []Change, error) { return p.Harden(env, target) },
 		original: func(env *Env) []Finding { return p.Check(env, s) },
-		finish: func(env *Env, mode Mode) ([]string, error) {
-			var changes []string
+		finish: func(env *Env, mode Mode) ([]Change, error) {
+			var changes []Change
 			if mode == Harden && p.AmbientCapabilities {
 				ch, err := grantAmbient(target)
 				if err != nil {
 					return nil, err
 				}
 				if ch != "" {
-					changes = append(changes, ch)
+					changes = append(changes, Change{Rule: RuleAmbient, Message: ch})
 				}
 			}
 			return changes, ensureDefaultAppArmor(env, target.Process)
@@ -194,7 +210,7 @@ func grantAmbient(s *specs.Spec) (string, error) {
 	if len(c.Ambient) == before {
 		return "", nil
 	}
-	return fmt.Sprintf("ambientCapabilities: raised %s for uid %d", strings.Join(trimCap(c.Ambient), ", "), s.Process.User.UID), nil
+	return fmt.Sprintf("raised %s for uid %d", strings.Join(trimCap(c.Ambient), ", "), s.Process.User.UID), nil
 }
 
 // DecideProcess is Decide for the process document of `runc exec
@@ -210,9 +226,9 @@ func (p *Policy) DecideProcess(env *Env, proc *specs.Process) *Outcome {
 	}
 	return decide(env, p.Mode, o, subject{
 		check:    func(env *Env) []Finding { return p.CheckProcess(env, target) },
-		harden:   func(env *Env) ([]Finding, []string, error) { return p.HardenProcess(env, target) },
+		harden:   func(env *Env) ([]Finding, []Change, error) { return p.HardenProcess(env, target) },
 		original: func(env *Env) []Finding { return p.CheckProcess(env, proc) },
-		finish: func(env *Env, mode Mode) ([]string, error) {
+		finish: func(env *Env, mode Mode) ([]Change, error) {
 			if mode == Audit {
 				return nil, nil
 			}

@@ -149,7 +149,7 @@ func ParseIntent(v string) (*spec.SecurityContext, error) {
 // make its root read-only, leave root, or add confinement; it may not, by
 // annotation, undo anything the bundle or the node already has. changes
 // says what was done; a loosening request is an error naming the field.
-func ApplyIntent(env *Env, s *specs.Spec, sc *spec.SecurityContext) (changes []string, err error) {
+func ApplyIntent(env *Env, s *specs.Spec, sc *spec.SecurityContext) (changes []Change, err error) {
 	if sc == nil {
 		return nil, nil
 	}
@@ -159,7 +159,7 @@ func ApplyIntent(env *Env, s *specs.Spec, sc *spec.SecurityContext) (changes []s
 	var opts []spec.Option
 	note := func(o spec.Option, what string) {
 		opts = append(opts, o)
-		changes = append(changes, "intent: "+what)
+		changes = append(changes, Change{Rule: RuleIntent, Message: what})
 	}
 	if s.Process == nil {
 		s.Process = &specs.Process{}

@@ -160,17 +160,17 @@ func (p *Policy) CheckProcess(env *Env, proc *specs.Process) []Finding {
 // Harden rewrites s until it complies wherever a rewrite can, and returns
 // what is left: findings no rewrite fixes. changes lists each rule whose
 // fix ran.
-func (p *Policy) Harden(env *Env, s *specs.Spec) (left []Finding, changes []string, err error) {
+func (p *Policy) Harden(env *Env, s *specs.Spec) (left []Finding, changes []Change, err error) {
 	return p.harden(env, s, false)
 }
 
 // HardenProcess is Harden for an exec process document.
-func (p *Policy) HardenProcess(env *Env, proc *specs.Process) (left []Finding, changes []string, err error) {
+func (p *Policy) HardenProcess(env *Env, proc *specs.Process) (left []Finding, changes []Change, err error) {
 	s := &specs.Spec{Process: proc}
 	return p.harden(env, s, true)
 }
 
-func (p *Policy) harden(env *Env, s *specs.Spec, processOnly bool) ([]Finding, []string, error) {
+func (p *Policy) harden(env *Env, s *specs.Spec, processOnly bool) ([]Finding, []Change, error) {
 	e := Env{}
 	if env != nil {
 		e = *env
@@ -181,7 +181,7 @@ func (p *Policy) harden(env *Env, s *specs.Spec, processOnly bool) ([]Finding, [
 	}
 	env = &e
 	var left []Finding
-	var changes []string
+	var changes []Change
 	for _, r := range settings {
 		if processOnly && !r.Process {
 			continue
@@ -203,7 +203,7 @@ func (p *Policy) harden(env *Env, s *specs.Spec, processOnly bool) ([]Finding, [
 			return nil, nil, fmt.Errorf("%s: %w", r.Rule, err)
 		}
 		for _, f := range found {
-			changes = append(changes, fmt.Sprintf("%s: fixed: %s", r.Rule, f.Problem))
+			changes = append(changes, Change{Rule: r.Rule, Message: "fixed: " + f.Problem})
 		}
 		// A fix that did not satisfy its own rule is a bug or an
 		// unfixable case; either way the container must not start.

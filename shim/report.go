@@ -101,7 +101,7 @@ type AuditRecord struct {
 	Mode          policy.Mode      `json:"mode"`
 	Sandbox       bool             `json:"sandbox,omitempty"`
 	Decision      policy.Decision  `json:"decision"`
-	Changes       []string         `json:"changes,omitempty"`
+	Changes       []policy.Change  `json:"changes,omitempty"`
 	Findings      []policy.Finding `json:"findings,omitempty"`
 	Warnings      []string         `json:"warnings,omitempty"`
 	Error         string           `json:"error,omitempty"`

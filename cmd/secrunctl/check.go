@@ -198,17 +198,16 @@ func checkBundle(w *manifest.Workload, b manifest.ContainerBundle, pol *policy.P
 		}
 	}
 	for _, ch := range o.Changes {
-		rule, msg, _ := strings.Cut(ch, ": ")
 		var field string
-		switch rule {
-		case "intent":
+		switch ch.Rule {
+		case policy.RuleIntent:
 			field = w.MetaPath + ".annotations"
-		case "ambientCapabilities":
+		case policy.RuleAmbient:
 			field = k8sField(w, b, policy.SettingFinding(policy.RuleCapabilities))
 		default:
-			field = k8sField(w, b, policy.SettingFinding(policy.Rule(rule)))
+			field = k8sField(w, b, policy.SettingFinding(ch.Rule))
 		}
-		r.Changes = append(r.Changes, checkItem{Field: field, Rule: rule, Message: msg})
+		r.Changes = append(r.Changes, checkItem{Field: field, Rule: string(ch.Rule), Message: ch.Message})
 	}
 	return r
 }
