@@ -11,9 +11,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/secrun/secrun/kubespec"
+
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/secrun/secrun/manifest"
-	"github.com/secrun/secrun/spec"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -268,7 +269,7 @@ func translateOptions(w *manifest.Workload, captured *specs.Spec, o Options, con
 		if captured.Linux != nil && len(captured.Linux.UIDMappings) > 0 {
 			m = captured.Linux.UIDMappings
 		}
-		opts.UserNamespace = &spec.UserNamespaceConfig{Path: fmt.Sprintf("/proc/%d/ns/user", pid), UIDMappings: m, GIDMappings: m}
+		opts.UserNamespace = &kubespec.UserNamespaceConfig{Path: fmt.Sprintf("/proc/%d/ns/user", pid), UIDMappings: m, GIDMappings: m}
 	}
 	return opts
 }

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"github.com/secrun/secrun/kubespec"
 	"github.com/secrun/secrun/spec"
 	corev1 "k8s.io/api/core/v1"
 )
@@ -8,11 +9,11 @@ import (
 // PodSecurityContext converts the API type into the spec package's
 // mirror, which the runtime can use without linking k8s.io/api. nil stays
 // nil.
-func PodSecurityContext(p *corev1.PodSecurityContext) *spec.PodSecurityContext {
+func PodSecurityContext(p *corev1.PodSecurityContext) *kubespec.PodSecurityContext {
 	if p == nil {
 		return nil
 	}
-	out := &spec.PodSecurityContext{
+	out := &kubespec.PodSecurityContext{
 		SELinuxOptions:     seLinuxOptions(p.SELinuxOptions),
 		WindowsOptions:     windowsOptions(p.WindowsOptions),
 		RunAsUser:          p.RunAsUser,
@@ -27,7 +28,7 @@ func PodSecurityContext(p *corev1.PodSecurityContext) *spec.PodSecurityContext {
 	out.FSGroupChangePolicy = stringPtr(p.FSGroupChangePolicy)
 	out.SELinuxChangePolicy = stringPtr(p.SELinuxChangePolicy)
 	for _, s := range p.Sysctls {
-		out.Sysctls = append(out.Sysctls, spec.Sysctl{Name: s.Name, Value: s.Value})
+		out.Sysctls = append(out.Sysctls, kubespec.Sysctl{Name: s.Name, Value: s.Value})
 	}
 	return out
 }

@@ -34,12 +34,12 @@
 // ("runAsUser <integer>") is not YAML; the error says so, line by line
 // for the names that are not fields.
 //
-// Translate starts from spec.DefaultSpec and applies the securityContext
-// through spec.KubernetesSteps (see spec.KubernetesOrder for the order,
+// Translate starts from kubespec.DefaultSpec and applies the securityContext
+// through kubespec.KubernetesSteps (see kubespec.KubernetesOrder for the order,
 // seccomp last), with:
 //
 //   - process.args = command + args, with the kubelet's $(VAR) expansion;
-//     with neither, spec.DefaultArgs (["/bin/sh"]) stands in for the
+//     with neither, kubespec.DefaultArgs (["/bin/sh"]) stands in for the
 //     image's ENTRYPOINT/CMD, which a manifest does not carry;
 //   - process.env = PATH, HOSTNAME, then env in order; values from
 //     Secrets, ConfigMaps and most fieldRefs are left out with a warning;

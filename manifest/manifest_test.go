@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/secrun/secrun/kubespec"
+
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/secrun/secrun/spec"
 	appsv1 "k8s.io/api/apps/v1"
@@ -261,14 +263,14 @@ spec:
 	if !bs[0].Init || bs[1].Init || bs[2].Index != 1 {
 		t.Fatalf("init/index: %+v %+v %+v", bs[0].Init, bs[1].Init, bs[2].Index)
 	}
-	if got := bs[0].Spec.Process.Args; !slices.Equal(got, spec.DefaultArgs) {
-		t.Errorf("no command, no args: %q, want the placeholder %q", got, spec.DefaultArgs)
+	if got := bs[0].Spec.Process.Args; !slices.Equal(got, kubespec.DefaultArgs) {
+		t.Errorf("no command, no args: %q, want the placeholder %q", got, kubespec.DefaultArgs)
 	}
 	app := bs[1].Spec
 	if got, want := app.Process.Args, []string{"/app", "--port", "8080", "$(PORT)", "$(MISSING)"}; !slices.Equal(got, want) {
 		t.Errorf("args %q, want %q", got, want)
 	}
-	wantEnv := []string{spec.DefaultPath, "HOSTNAME=multi", "PORT=8080", "URL=http://localhost:8080/", "SA=default"}
+	wantEnv := []string{kubespec.DefaultPath, "HOSTNAME=multi", "PORT=8080", "URL=http://localhost:8080/", "SA=default"}
 	if !slices.Equal(app.Process.Env, wantEnv) {
 		t.Errorf("env %q, want %q", app.Process.Env, wantEnv)
 	}
@@ -357,7 +359,7 @@ func TestTranslatePodLevel(t *testing.T) {
 			}},
 		{name: "hostUsers false with a mapping of the caller's",
 			doc:  "spec:\n  hostUsers: false\n  containers:\n  - {name: c, image: x}\n",
-			opts: Options{UserNamespace: &spec.UserNamespaceConfig{UIDMappings: []specs.LinuxIDMapping{{HostID: 200000, Size: 65536}}, GIDMappings: []specs.LinuxIDMapping{{HostID: 200000, Size: 65536}}}},
+			opts: Options{UserNamespace: &kubespec.UserNamespaceConfig{UIDMappings: []specs.LinuxIDMapping{{HostID: 200000, Size: 65536}}, GIDMappings: []specs.LinuxIDMapping{{HostID: 200000, Size: 65536}}}},
 			check: func(t *testing.T, b ContainerBundle) {
 				if b.Spec.Linux.GIDMappings[0].HostID != 200000 {
 					t.Errorf("maps %+v", b.Spec.Linux.GIDMappings)
@@ -526,7 +528,7 @@ spec:
 `)
 	p := PodSecurityContext(w.PodSpec.SecurityContext)
 	if *p.RunAsUser != 1 || *p.RunAsGroup != 2 || !*p.RunAsNonRoot || p.SupplementalGroups[0] != 3 || *p.SupplementalGroupsPolicy != "Strict" ||
-		*p.FSGroup != 4 || *p.FSGroupChangePolicy != "Always" || *p.SELinuxChangePolicy != "Recursive" || p.Sysctls[0] != (spec.Sysctl{Name: "a.b", Value: "1"}) ||
+		*p.FSGroup != 4 || *p.FSGroupChangePolicy != "Always" || *p.SELinuxChangePolicy != "Recursive" || p.Sysctls[0] != (kubespec.Sysctl{Name: "a.b", Value: "1"}) ||
 		p.SeccompProfile.Type != "Localhost" || *p.SeccompProfile.LocalhostProfile != "p.json" || p.AppArmorProfile.Type != "RuntimeDefault" ||
 		*p.SELinuxOptions != (spec.SELinuxOptions{User: "u", Role: "r", Type: "t", Level: "l"}) || *p.WindowsOptions.RunAsUserName != "w" ||
 		*p.WindowsOptions.GMSACredentialSpec != "s" || *p.WindowsOptions.GMSACredentialSpecName != "gn" || *p.WindowsOptions.HostProcess {

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/secrun/secrun/kubespec"
+
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/secrun/secrun/spec"
 	corev1 "k8s.io/api/core/v1"
@@ -75,7 +77,7 @@ type Options struct {
 	// UserNamespace maps the ids of a hostUsers: false Pod; nil means
 	// container ids 0-65535 on host ids 65536-131071, the first range the
 	// kubelet hands out.
-	UserNamespace *spec.UserNamespaceConfig
+	UserNamespace *kubespec.UserNamespaceConfig
 	// NodeName stands for spec.nodeName in fieldRef environment variables
 	// and is the hostname of host-network Pods.
 	NodeName string
@@ -106,7 +108,7 @@ type ContainerBundle struct {
 	// Image is the container's image, as written.
 	Image string
 	// Steps names the securityContext steps that applied, in order (see
-	// spec.KubernetesOrder).
+	// kubespec.KubernetesOrder).
 	Steps []string
 }
 
@@ -129,12 +131,12 @@ const PassedAnnotationPrefix = "secrun.dev/"
 // Translate returns one OCI spec per container of w, init containers
 // first and ephemeral containers last, in manifest order.
 //
-// Each spec is spec.DefaultSpec for the Pod's namespaces, hostname,
+// Each spec is kubespec.DefaultSpec for the Pod's namespaces, hostname,
 // command, environment and working directory, with the Pod's and the
-// container's securityContext applied by spec.KubernetesOptions. process.args
+// container's securityContext applied by kubespec.KubernetesOptions. process.args
 // is the container's command followed by its args; the image's ENTRYPOINT
 // and CMD are not known here, so a container with neither gets
-// spec.DefaultArgs (["/bin/sh"]) and one with args only gets the args.
+// kubespec.DefaultArgs (["/bin/sh"]) and one with args only gets the args.
 //
 // Every container is translated even when one fails: the bundles hold the
 // ones that succeeded, and the error joins the failures, each naming the
@@ -259,7 +261,7 @@ func translateContainer(w *Workload, c *corev1.Container, path string, opts Opti
 	}
 
 	hostUsers := ps.HostUsers == nil || *ps.HostUsers
-	cfg := spec.DefaultSpecConfig{
+	cfg := kubespec.DefaultSpecConfig{
 		RootPath:        opts.RootfsPath,
 		Args:            args,
 		Env:             env,
@@ -279,10 +281,10 @@ func translateContainer(w *Workload, c *corev1.Container, path string, opts Opti
 		cfg.UserNamespace = opts.UserNamespace
 		if cfg.UserNamespace == nil {
 			m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 65536, Size: 65536}}
-			cfg.UserNamespace = &spec.UserNamespaceConfig{UIDMappings: m, GIDMappings: m}
+			cfg.UserNamespace = &kubespec.UserNamespaceConfig{UIDMappings: m, GIDMappings: m}
 		}
 	}
-	s, err := spec.DefaultSpec(cfg)
+	s, err := kubespec.DefaultSpec(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -291,7 +293,7 @@ func translateContainer(w *Workload, c *corev1.Container, path string, opts Opti
 	if u, ok := opts.ImageUsers[c.Name]; ok {
 		imageUser = u
 	}
-	in := spec.KubernetesInputs{
+	in := kubespec.KubernetesInputs{
 		ContainerName:                c.Name,
 		ContainerPath:                path,
 		PodPath:                      w.PodPath,
@@ -313,7 +315,7 @@ func translateContainer(w *Workload, c *corev1.Container, path string, opts Opti
 		HostDevRoot:                  opts.HostDevRoot,
 		Warn:                         warn,
 	}
-	steps, err := spec.KubernetesSteps(PodSecurityContext(ps.SecurityContext), SecurityContext(c.SecurityContext), in)
+	steps, err := kubespec.KubernetesSteps(PodSecurityContext(ps.SecurityContext), SecurityContext(c.SecurityContext), in)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/secrun/secrun/kubespec"
+
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/secrun/secrun/internal/testenv"
 	"github.com/secrun/secrun/manifest"
@@ -17,7 +19,7 @@ import (
 
 func base(t *testing.T) *specs.Spec {
 	t.Helper()
-	s, err := spec.DefaultSpec(spec.DefaultSpecConfig{Hostname: "web"})
+	s, err := kubespec.DefaultSpec(kubespec.DefaultSpecConfig{Hostname: "web"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,64 +7,27 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/secrun/secrun/spec/spectest"
+
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
-
-// fakeAppArmor is a node's AppArmor as the tests need it: on or off, some
-// profiles loaded, a loader that may fail.
-type fakeAppArmor struct {
-	mu      sync.Mutex
-	enabled bool
-	loaded  map[string]bool
-	loadErr error
-	loads   int
-}
-
-func newFakeAppArmor(enabled bool, loaded ...string) *fakeAppArmor {
-	f := &fakeAppArmor{enabled: enabled, loaded: map[string]bool{}}
-	for _, l := range loaded {
-		f.loaded[l] = true
-	}
-	return f
-}
-
-func (f *fakeAppArmor) Enabled() bool { return f.enabled }
-
-func (f *fakeAppArmor) IsLoaded(name string) (bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.loaded[name], nil
-}
-
-func (f *fakeAppArmor) LoadDefault(name string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.loadErr != nil {
-		return f.loadErr
-	}
-	if !f.loaded[name] {
-		f.loads++
-		f.loaded[name] = true
-	}
-	return nil
-}
 
 func TestWithAppArmorRuntimeDefault(t *testing.T) {
 	tests := []struct {
 		name        string
-		host        *fakeAppArmor
+		host        *spectest.AppArmor
 		wantProfile string
 		wantWarn    string
 		wantLoads   int
 		errHas      string
 	}{
-		{name: "loads the default once and applies it", host: newFakeAppArmor(true),
+		{name: "loads the default once and applies it", host: spectest.NewAppArmor(true),
 			wantProfile: DefaultAppArmorProfile, wantLoads: 1},
-		{name: "already loaded", host: newFakeAppArmor(true, DefaultAppArmorProfile),
+		{name: "already loaded", host: spectest.NewAppArmor(true, DefaultAppArmorProfile),
 			wantProfile: DefaultAppArmorProfile},
-		{name: "kernel without AppArmor: skipped with a warning", host: newFakeAppArmor(false),
+		{name: "kernel without AppArmor: skipped with a warning", host: spectest.NewAppArmor(false),
 			wantWarn: "AppArmor is not enabled in this kernel"},
-		{name: "load fails", host: &fakeAppArmor{enabled: true, loaded: map[string]bool{}, loadErr: errors.New("apparmor_parser: exit 1")},
+		{name: "load fails", host: &spectest.AppArmor{On: true, Loaded: map[string]bool{}, LoadErr: errors.New("apparmor_parser: exit 1")},
 			errHas: "appArmorProfile RuntimeDefault: apparmor_parser: exit 1"},
 	}
 	for _, tt := range tests {
@@ -94,15 +57,15 @@ func TestWithAppArmorRuntimeDefault(t *testing.T) {
 			if tt.wantWarn == "" && len(warns) > 0 {
 				t.Errorf("unexpected warnings %q", warns)
 			}
-			if tt.host.loads != tt.wantLoads {
-				t.Errorf("loads = %d, want %d", tt.host.loads, tt.wantLoads)
+			if tt.host.Loads != tt.wantLoads {
+				t.Errorf("loads = %d, want %d", tt.host.Loads, tt.wantLoads)
 			}
 		})
 	}
 }
 
 func TestWithAppArmorRuntimeDefaultConcurrent(t *testing.T) {
-	h := newFakeAppArmor(true)
+	h := spectest.NewAppArmor(true)
 	var wg sync.WaitGroup
 	for range 16 {
 		wg.Add(1)
@@ -114,22 +77,22 @@ func TestWithAppArmorRuntimeDefaultConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if h.loads != 1 {
-		t.Fatalf("the default profile was loaded %d times", h.loads)
+	if h.Loads != 1 {
+		t.Fatalf("the default profile was loaded %d times", h.Loads)
 	}
 }
 
 func TestWithAppArmorLocalhost(t *testing.T) {
 	tests := []struct {
 		name, profile string
-		host          *fakeAppArmor
+		host          *spectest.AppArmor
 		errHas        string
 	}{
-		{name: "loaded profile applies", profile: "k8s-deny-write", host: newFakeAppArmor(true, "k8s-deny-write")},
-		{name: "not loaded", profile: "k8s-deny-write", host: newFakeAppArmor(true), errHas: "no profile of that name is loaded on this node"},
-		{name: "kernel without AppArmor", profile: "k8s-deny-write", host: newFakeAppArmor(false, "k8s-deny-write"), errHas: "AppArmor is not enabled in this kernel"},
-		{name: "empty name", profile: "", host: newFakeAppArmor(true), errHas: "is not a valid profile name"},
-		{name: "newline in name", profile: "a\nb", host: newFakeAppArmor(true), errHas: "is not a valid profile name"},
+		{name: "loaded profile applies", profile: "k8s-deny-write", host: spectest.NewAppArmor(true, "k8s-deny-write")},
+		{name: "not loaded", profile: "k8s-deny-write", host: spectest.NewAppArmor(true), errHas: "no profile of that name is loaded on this node"},
+		{name: "kernel without AppArmor", profile: "k8s-deny-write", host: spectest.NewAppArmor(false, "k8s-deny-write"), errHas: "AppArmor is not enabled in this kernel"},
+		{name: "empty name", profile: "", host: spectest.NewAppArmor(true), errHas: "is not a valid profile name"},
+		{name: "newline in name", profile: "a\nb", host: spectest.NewAppArmor(true), errHas: "is not a valid profile name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -86,6 +86,18 @@ func NormalizeCapabilities(names []string) ([]string, error) {
 // valid in the API but cannot be granted here.
 var lastCap = sync.OnceValues(func() (capability.Cap, error) { return capability.LastCap() })
 
+// LastCapability is the highest capability the running kernel knows.
+func LastCapability() (capability.Cap, error) { return lastCap() }
+
+// FakeLastCapability makes the kernel look as old as last until restore
+// runs, for tests of what happens to capabilities beyond it: no test
+// machine has a kernel that lacks one.
+func FakeLastCapability(last capability.Cap) (restore func()) {
+	prev := lastCap
+	lastCap = func() (capability.Cap, error) { return last, nil }
+	return func() { lastCap = prev }
+}
+
 // SupportedByKernel reports whether the running kernel knows capability c
 // (in OCI form). Unknown kernels (no /proc) are taken to support it.
 func SupportedByKernel(c string) bool {

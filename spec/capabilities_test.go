@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/secrun/secrun/spec/spectest"
+
 	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -18,18 +20,11 @@ func withDefaultCaps() *specs.Spec {
 	}}}
 }
 
-// without returns set minus the named capabilities, order kept.
-func without(set []string, drop ...string) []string {
-	return slices.DeleteFunc(slices.Clone(set), func(c string) bool { return slices.Contains(drop, c) })
-}
-
 // fakeLastCap makes the kernel look older for one test: capabilities
 // after last are "beyond the kernel".
 func fakeLastCap(t *testing.T, last capability.Cap) {
 	t.Helper()
-	prev := lastCap
-	lastCap = func() (capability.Cap, error) { return last, nil }
-	t.Cleanup(func() { lastCap = prev })
+	t.Cleanup(FakeLastCapability(last))
 }
 
 func TestNormalizeCapability(t *testing.T) {
@@ -87,10 +82,10 @@ func TestWithCapabilities(t *testing.T) {
 			want: DefaultCapabilities},
 		{name: "the user's example: add NET_ADMIN, drop CHOWN",
 			add: []string{"NET_ADMIN"}, drop: []string{"CHOWN"},
-			want: append(without(DefaultCapabilities, "CAP_CHOWN"), "CAP_NET_ADMIN")},
+			want: append(spectest.Without(DefaultCapabilities, "CAP_CHOWN"), "CAP_NET_ADMIN")},
 		{name: "names in any case, with or without CAP_",
 			add: []string{"cap_net_admin", "Sys_Time"}, drop: []string{"CAP_chown"},
-			want: append(without(DefaultCapabilities, "CAP_CHOWN"), "CAP_NET_ADMIN", "CAP_SYS_TIME")},
+			want: append(spectest.Without(DefaultCapabilities, "CAP_CHOWN"), "CAP_NET_ADMIN", "CAP_SYS_TIME")},
 		{name: "add ALL is every capability the runtime holds",
 			add: []string{"ALL"}, want: all},
 		{name: "add all in lower case",
@@ -101,7 +96,7 @@ func TestWithCapabilities(t *testing.T) {
 			add: []string{"NET_BIND_SERVICE"}, drop: []string{"ALL"},
 			want: []string{"CAP_NET_BIND_SERVICE"}},
 		{name: "add ALL and drop one",
-			add: []string{"ALL"}, drop: []string{"CHOWN"}, want: without(all, "CAP_CHOWN")},
+			add: []string{"ALL"}, drop: []string{"CHOWN"}, want: spectest.Without(all, "CAP_CHOWN")},
 		{name: "add ALL and drop ALL: drop wins, then single adds",
 			add: []string{"ALL", "KILL"}, drop: []string{"ALL"}, want: []string{"CAP_KILL"}},
 		{name: "drops apply after adds",

@@ -1,8 +1,10 @@
 // Package spec holds composable changes to an OCI runtime spec, one per
 // security setting, in the style of containerd's spec options. Each Option
 // is small enough to test on its own; callers decide the order, and the
-// order matters (see Order in securitycontext.go): seccomp must come last
-// because the default profile depends on the final capability set.
+// order matters (kubespec.KubernetesOrder writes it for a Pod): seccomp
+// must come last because the default profile depends on the final
+// capability set. The Kubernetes translation itself lives in kubespec,
+// which the wrapper does not link.
 //
 // This package is on the hot path of every container start: it must not
 // import heavy packages (no k8s.io/*) nor do work at init.

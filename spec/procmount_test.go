@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/secrun/secrun/spec/spectest"
+
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -26,7 +28,7 @@ func TestWithProcMount(t *testing.T) {
 			wantMasked: DefaultMaskedPaths, wantReadonly: DefaultReadonlyPaths},
 		{name: "Default keeps what the bundle masks already", kind: ProcMountDefault,
 			spec:       &specs.Spec{Linux: &specs.Linux{MaskedPaths: []string{"/proc/x", "/proc/kcore"}}},
-			wantMasked: append([]string{"/proc/x", "/proc/kcore"}, without(DefaultMaskedPaths, "/proc/kcore")...), wantReadonly: DefaultReadonlyPaths},
+			wantMasked: append([]string{"/proc/x", "/proc/kcore"}, spectest.Without(DefaultMaskedPaths, "/proc/kcore")...), wantReadonly: DefaultReadonlyPaths},
 		{name: "Unmasked inside a user namespace", kind: ProcMountUnmasked, spec: userns(),
 			wantMasked: []string{}, wantReadonly: []string{}},
 		{name: "Unmasked without a user namespace", kind: ProcMountUnmasked, spec: &specs.Spec{},
@@ -66,7 +68,7 @@ func TestMissingProcMasks(t *testing.T) {
 	}
 	// runc's own default list lacks the powercap entry; it is still
 	// procMount Default as runc writes it.
-	s.Linux.MaskedPaths = without(s.Linux.MaskedPaths, "/sys/devices/virtual/powercap")
+	s.Linux.MaskedPaths = spectest.Without(s.Linux.MaskedPaths, "/sys/devices/virtual/powercap")
 	if m, _ := MissingProcMasks(s); len(m) != 0 {
 		t.Fatalf("powercap alone must not count: %v", m)
 	}

@@ -147,7 +147,7 @@ func ReadLocalhostProfile(root, rel string) ([]byte, error) {
 	// The same in-root, regular-files-only open as the image's
 	// /etc/passwd: a FIFO or device node below the root must not block or
 	// act on the node.
-	return readRootfsFile(dir, root, rel, maxSeccompProfileSize)
+	return ReadRootfsFile(dir, root, rel, maxSeccompProfileSize)
 }
 
 // Confined reports whether the spec has a seccomp filter that refuses

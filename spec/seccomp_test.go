@@ -3,26 +3,15 @@ package spec
 import (
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/secrun/secrun/spec/spectest"
+
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
-
-// allowed lists the syscalls a profile allows unconditionally (no
-// argument filter), which is what a capability-dependent rule adds.
-func allowed(p *specs.LinuxSeccomp) []string {
-	var out []string
-	for _, sc := range p.Syscalls {
-		if sc.Action == specs.ActAllow && len(sc.Args) == 0 {
-			out = append(out, sc.Names...)
-		}
-	}
-	return out
-}
 
 func withCaps(caps ...string) *specs.Spec {
 	return &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{
@@ -40,7 +29,7 @@ func TestWithRuntimeDefaultSeccompFollowsCapabilities(t *testing.T) {
 		t.Fatalf("defaultAction = %s, want SCMP_ACT_ERRNO", p.DefaultAction)
 	}
 	for _, name := range []string{"mount", "setns", "reboot"} {
-		if slices.Contains(allowed(p), name) {
+		if slices.Contains(spectest.Allowed(p), name) {
 			t.Errorf("without SYS_ADMIN and SYS_BOOT the default profile must not allow %s", name)
 		}
 	}
@@ -71,7 +60,7 @@ func TestWithRuntimeDefaultSeccompFollowsCapabilities(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"mount", "setns", "reboot"} {
-		if !slices.Contains(allowed(admin.Linux.Seccomp), want) {
+		if !slices.Contains(spectest.Allowed(admin.Linux.Seccomp), want) {
 			t.Errorf("with SYS_ADMIN and SYS_BOOT in bounding the profile must allow %s", want)
 		}
 	}
@@ -89,73 +78,15 @@ func TestWithRuntimeDefaultSeccompWithoutProcess(t *testing.T) {
 	}
 }
 
-// nativeArch is the seccomp name of the architecture the tests run on.
-func nativeArch(t *testing.T) (specs.Arch, []specs.Arch, string) {
-	switch runtime.GOARCH {
-	case "amd64":
-		return specs.ArchX86_64, []specs.Arch{specs.ArchX86, specs.ArchX32}, "amd64"
-	case "arm64":
-		return specs.ArchAARCH64, []specs.Arch{specs.ArchARM}, "arm64"
-	}
-	t.Skip("no archMap fixture for", runtime.GOARCH)
-	return "", nil, ""
-}
-
-const ociProfile = `{
-  "defaultAction": "SCMP_ACT_ERRNO",
-  "architectures": ["SCMP_ARCH_X86_64"],
-  "syscalls": [{"names": ["read", "write", "exit_group"], "action": "SCMP_ACT_ALLOW"}]
-}`
-
-// dockerProfile is in Docker's format: an archMap instead of
-// architectures, and rules conditional on capabilities and arches.
-func dockerProfile(arch specs.Arch, sub []specs.Arch, goArch string) string {
-	subs := make([]string, len(sub))
-	for i, s := range sub {
-		subs[i] = `"` + string(s) + `"`
-	}
-	return `{
-  "defaultAction": "SCMP_ACT_ERRNO",
-  "defaultErrnoRet": 1,
-  "archMap": [
-    {"architecture": "` + string(arch) + `", "subArchitectures": [` + strings.Join(subs, ",") + `]},
-    {"architecture": "SCMP_ARCH_S390X", "subArchitectures": ["SCMP_ARCH_S390"]}
-  ],
-  "syscalls": [
-    {"names": ["read", "write", "exit_group"], "action": "SCMP_ACT_ALLOW"},
-    {"names": ["mount", "umount2"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMIN"]}},
-    {"names": ["chmod"], "action": "SCMP_ACT_ALLOW", "excludes": {"caps": ["CAP_SYS_ADMIN"]}},
-    {"names": ["getpid"], "action": "SCMP_ACT_ALLOW", "includes": {"arches": ["` + goArch + `"]}},
-    {"names": ["getppid"], "action": "SCMP_ACT_ALLOW", "includes": {"arches": ["s390x"]}},
-    {"name": "gettid", "action": "SCMP_ACT_ALLOW", "comment": "the old single-name form"}
-  ]
-}`
-}
-
-func profileRoot(t *testing.T, files map[string]string) string {
-	t.Helper()
-	root := t.TempDir()
-	for name, body := range files {
-		p := filepath.Join(root, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
-}
-
 func TestWithLocalhostSeccomp(t *testing.T) {
-	arch, sub, goArch := nativeArch(t)
+	arch, sub, goArch := spectest.NativeArch(t)
 	outside := filepath.Join(t.TempDir(), "outside.json")
-	if err := os.WriteFile(outside, []byte(ociProfile), 0o644); err != nil {
+	if err := os.WriteFile(outside, []byte(spectest.OCIProfile), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	root := profileRoot(t, map[string]string{
-		"oci.json":             ociProfile,
-		"profiles/docker.json": dockerProfile(arch, sub, goArch),
+	root := spectest.ProfileRoot(t, map[string]string{
+		"oci.json":             spectest.OCIProfile,
+		"profiles/docker.json": spectest.DockerProfile(arch, sub, goArch),
 		"typo.json":            `{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read","mkdirr"],"action":"SCMP_ACT_ALLOW"}]}`,
 		"empty.json":           ``,
 		"nothing.json":         `{}`,
@@ -186,13 +117,13 @@ func TestWithLocalhostSeccomp(t *testing.T) {
 		check      func(t *testing.T, p *specs.LinuxSeccomp)
 	}{
 		{name: "OCI form is taken as written", file: "oci.json", check: func(t *testing.T, p *specs.LinuxSeccomp) {
-			if !slices.Equal(allowed(p), []string{"read", "write", "exit_group"}) || !slices.Equal(p.Architectures, []specs.Arch{specs.ArchX86_64}) {
+			if !slices.Equal(spectest.Allowed(p), []string{"read", "write", "exit_group"}) || !slices.Equal(p.Architectures, []specs.Arch{specs.ArchX86_64}) {
 				t.Fatalf("profile changed: %+v", p)
 			}
 		}},
 		{name: "a link inside the root is followed", file: "link-in.json"},
 		{name: "Docker form without SYS_ADMIN", file: "profiles/docker.json", caps: DefaultCapabilities, check: func(t *testing.T, p *specs.LinuxSeccomp) {
-			got := allowed(p)
+			got := spectest.Allowed(p)
 			want := []string{"read", "write", "exit_group", "chmod", "getpid", "gettid"}
 			if !slices.Equal(got, want) {
 				t.Fatalf("allowed = %v, want %v (includes.caps SYS_ADMIN must be absent, excludes.caps present, arch rules filtered)", got, want)
@@ -205,7 +136,7 @@ func TestWithLocalhostSeccomp(t *testing.T) {
 			}
 		}},
 		{name: "Docker form with SYS_ADMIN in bounding", file: "profiles/docker.json", caps: append(slices.Clone(DefaultCapabilities), "CAP_SYS_ADMIN"), check: func(t *testing.T, p *specs.LinuxSeccomp) {
-			got := allowed(p)
+			got := spectest.Allowed(p)
 			if !slices.Contains(got, "mount") || !slices.Contains(got, "umount2") {
 				t.Fatalf("includes.caps CAP_SYS_ADMIN rule missing with SYS_ADMIN in bounding: %v", got)
 			}
@@ -305,8 +236,8 @@ func TestValidateSeccomp(t *testing.T) {
 // Localhost path: whatever the file holds, the option returns an error or
 // a profile, never a panic.
 func FuzzLocalhostSeccomp(f *testing.F) {
-	f.Add([]byte(ociProfile))
-	f.Add([]byte(dockerProfile(specs.ArchX86_64, []specs.Arch{specs.ArchX86}, "amd64")))
+	f.Add([]byte(spectest.OCIProfile))
+	f.Add([]byte(spectest.DockerProfile(specs.ArchX86_64, []specs.Arch{specs.ArchX86}, "amd64")))
 	f.Add([]byte(`{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[null]}`))
 	f.Add([]byte(`{"syscalls":[{"name":"read","names":["write"]}]}`))
 	f.Add([]byte(`{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["x"],"includes":{"minKernel":"0.0"}}]}`))

@@ -179,14 +179,14 @@ var safeSysctls = []struct {
 	{"net.ipv4.tcp_notsent_lowat", 37},
 }
 
-func newestKnownMinor() int { return safeSysctls[len(safeSysctls)-1].since }
+func NewestKnownMinor() int { return safeSysctls[len(safeSysctls)-1].since }
 
 // parseKubernetesMinor accepts "1.31", "v1.31", "1.31.2" and pre-release
 // or build suffixes ("1.31.0-rc.1", "1.31.2+k3s1"), returning 31. ""
 // means the newest minor this package knows.
-func parseKubernetesMinor(v string) (int, error) {
+func ParseKubernetesMinor(v string) (int, error) {
 	if v == "" {
-		return newestKnownMinor(), nil
+		return NewestKnownMinor(), nil
 	}
 	s := strings.TrimPrefix(v, "v")
 	if i := strings.IndexAny(s, "-+"); i >= 0 {
@@ -212,7 +212,7 @@ func parseKubernetesMinor(v string) (int, error) {
 // SafeSysctls returns the sysctls the kubelet of k8sVersion allows without
 // an allowlist ("" means the newest known version), oldest first.
 func SafeSysctls(k8sVersion string) ([]string, error) {
-	minor, err := parseKubernetesMinor(k8sVersion)
+	minor, err := ParseKubernetesMinor(k8sVersion)
 	if err != nil {
 		return nil, err
 	}
@@ -378,7 +378,7 @@ func checkSysctlValue(name, value string) error {
 // that would reach node-level sysctls is an admin error, reported as such
 // rather than as a refusal of some Pod.
 func (p SysctlPolicy) Validate() error {
-	if _, err := parseKubernetesMinor(p.KubernetesVersion); err != nil {
+	if _, err := ParseKubernetesMinor(p.KubernetesVersion); err != nil {
 		return err
 	}
 	for _, raw := range p.AllowedUnsafe {
@@ -468,7 +468,7 @@ func (p SysctlPolicy) Check(name, value string, s *specs.Spec) error {
 			return err
 		}
 	}
-	minor, _ := parseKubernetesMinor(p.KubernetesVersion) // checked by Validate
+	minor, _ := ParseKubernetesMinor(p.KubernetesVersion) // checked by Validate
 	if since := safeSince(n); since >= 0 && since <= minor {
 		return nil
 	}

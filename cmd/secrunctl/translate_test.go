@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/secrun/secrun/kubespec"
+
 	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/secrun/secrun/internal/testenv"
@@ -458,7 +460,7 @@ func TestCheckEphemeralContainers(t *testing.T) {
 // create will before writing it; what runc refuses comes back with the
 // field, and a bundle whose rootfs comes from --rootfs is checked with it.
 func TestTranslateChecksWithRunc(t *testing.T) {
-	s, err := spec.DefaultSpec(spec.DefaultSpecConfig{Hostname: "web"})
+	s, err := kubespec.DefaultSpec(kubespec.DefaultSpecConfig{Hostname: "web"})
 	if err != nil {
 		t.Fatal(err)
 	}

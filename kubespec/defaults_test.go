@@ -1,10 +1,12 @@
-package spec
+package kubespec
 
 import (
 	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/secrun/secrun/spec"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -38,7 +40,7 @@ func TestDefaultSpecZero(t *testing.T) {
 	}
 	c := p.Capabilities
 	for _, set := range [][]string{c.Bounding, c.Effective, c.Permitted} {
-		if !slices.Equal(set, DefaultCapabilities) {
+		if !slices.Equal(set, spec.DefaultCapabilities) {
 			t.Errorf("capability set %v, want the default 14", set)
 		}
 	}
@@ -54,7 +56,7 @@ func TestDefaultSpecZero(t *testing.T) {
 	if s.Hostname != "web-0" {
 		t.Errorf("hostname %q", s.Hostname)
 	}
-	if !slices.Equal(s.Linux.MaskedPaths, DefaultMaskedPaths) || !slices.Equal(s.Linux.ReadonlyPaths, DefaultReadonlyPaths) {
+	if !slices.Equal(s.Linux.MaskedPaths, spec.DefaultMaskedPaths) || !slices.Equal(s.Linux.ReadonlyPaths, spec.DefaultReadonlyPaths) {
 		t.Errorf("masked %v readonly %v, want the kubelet's procMount Default", s.Linux.MaskedPaths, s.Linux.ReadonlyPaths)
 	}
 	var dests []string
@@ -69,10 +71,10 @@ func TestDefaultSpecZero(t *testing.T) {
 			t.Errorf("%s must be read-only", d)
 		}
 	}
-	if AllowsAllDevices(s) || len(s.Linux.Resources.Devices) != 1 || s.Linux.Resources.Devices[0].Allow {
+	if spec.AllowsAllDevices(s) || len(s.Linux.Resources.Devices) != 1 || s.Linux.Resources.Devices[0].Allow {
 		t.Errorf("device cgroup %+v, want deny-all", s.Linux.Resources.Devices)
 	}
-	if LooksPrivileged(s) || s.Linux.Seccomp != nil || p.ApparmorProfile != "" || p.SelinuxLabel != "" {
+	if spec.LooksPrivileged(s) || s.Linux.Seccomp != nil || p.ApparmorProfile != "" || p.SelinuxLabel != "" {
 		t.Error("the default spec must carry no privilege and no profile")
 	}
 	// Every call is independent: changing one spec must not leak into
@@ -81,7 +83,7 @@ func TestDefaultSpecZero(t *testing.T) {
 	s.Linux.MaskedPaths[0] = "x"
 	s.Process.Args[0] = "x"
 	again := mustDefaultSpec(t, DefaultSpecConfig{})
-	if again.Process.Capabilities.Bounding[0] != DefaultCapabilities[0] || again.Linux.MaskedPaths[0] != DefaultMaskedPaths[0] || again.Process.Args[0] != DefaultArgs[0] {
+	if again.Process.Capabilities.Bounding[0] != spec.DefaultCapabilities[0] || again.Linux.MaskedPaths[0] != spec.DefaultMaskedPaths[0] || again.Process.Args[0] != DefaultArgs[0] {
 		t.Error("DefaultSpec shares slices with the package defaults")
 	}
 }
@@ -147,14 +149,14 @@ func TestDefaultSpecConfig(t *testing.T) {
 			UIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: 65536, Size: 65536}},
 			GIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: 65536, Size: 65536}}}},
 			check: func(t *testing.T, s *specs.Spec) {
-				if !HasNamespace(s, specs.UserNamespace) || len(s.Linux.UIDMappings) != 1 || s.Linux.GIDMappings[0].HostID != 65536 {
+				if !spec.HasNamespace(s, specs.UserNamespace) || len(s.Linux.UIDMappings) != 1 || s.Linux.GIDMappings[0].HostID != 65536 {
 					t.Errorf("namespaces %v uid maps %v", nsTypes(s), s.Linux.UIDMappings)
 				}
 			}},
 		{name: "user namespace without mappings", cfg: DefaultSpecConfig{UserNamespace: &UserNamespaceConfig{}}, errHas: "needs uid and gid mappings"},
 		{name: "cgroup namespace", cfg: DefaultSpecConfig{CgroupNamespace: true},
 			check: func(t *testing.T, s *specs.Spec) {
-				if !HasNamespace(s, specs.CgroupNamespace) {
+				if !spec.HasNamespace(s, specs.CgroupNamespace) {
 					t.Errorf("namespaces %v", nsTypes(s))
 				}
 			}},

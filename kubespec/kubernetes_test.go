@@ -1,4 +1,4 @@
-package spec
+package kubespec
 
 import (
 	"errors"
@@ -7,6 +7,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/secrun/secrun/spec/spectest"
+
+	"github.com/secrun/secrun/spec"
 
 	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -19,7 +23,7 @@ func strp(s string) *string { return &s }
 type k8sCase struct {
 	name     string
 	pod      *PodSecurityContext
-	ctr      *SecurityContext
+	ctr      *spec.SecurityContext
 	in       func(*KubernetesInputs)
 	cfg      DefaultSpecConfig
 	errHas   []string
@@ -143,14 +147,14 @@ func TestKubernetesOrder(t *testing.T) {
 		}
 	}
 	// With every field set, every step is there, in KubernetesOrder.
-	root := profileRoot(t, map[string]string{"p.json": ociProfile})
+	root := spectest.ProfileRoot(t, map[string]string{"p.json": spectest.OCIProfile})
 	tc := k8sCase{
 		pod: &PodSecurityContext{RunAsUser: i64(1000), Sysctls: []Sysctl{{Name: "kernel.shm_rmid_forced", Value: "1"}},
-			SELinuxOptions: &SELinuxOptions{Level: "s0:c1"}},
-		ctr: &SecurityContext{Capabilities: &Capabilities{Add: []string{"NET_BIND_SERVICE"}}, AllowPrivilegeEscalation: boolp(false),
+			SELinuxOptions: &spec.SELinuxOptions{Level: "s0:c1"}},
+		ctr: &spec.SecurityContext{Capabilities: &spec.Capabilities{Add: []string{"NET_BIND_SERVICE"}}, AllowPrivilegeEscalation: boolp(false),
 			ReadOnlyRootFilesystem: boolp(true), Privileged: boolp(false),
-			SeccompProfile:  &Profile{Type: "Localhost", LocalhostProfile: strp("p.json")},
-			AppArmorProfile: &Profile{Type: "Unconfined"}},
+			SeccompProfile:  &spec.Profile{Type: "Localhost", LocalhostProfile: strp("p.json")},
+			AppArmorProfile: &spec.Profile{Type: "Unconfined"}},
 		in: func(in *KubernetesInputs) { in.AmbientCapabilities = true; in.SeccompProfileRoot = root },
 	}
 	_, steps, _, err := translateK8s(t, tc)
@@ -164,7 +168,7 @@ func TestKubernetesOrder(t *testing.T) {
 			t.Errorf("step %s lacks its field or option", st.Name)
 		}
 	}
-	if want := without(KubernetesOrder, "privileged"); !slices.Equal(names, want) {
+	if want := spectest.Without(KubernetesOrder, "privileged"); !slices.Equal(names, want) {
 		t.Fatalf("steps %v, want %v", names, want)
 	}
 	opts, err := KubernetesOptions(tc.pod, tc.ctr, KubernetesInputs{AmbientCapabilities: true, SeccompProfileRoot: root})
@@ -174,39 +178,39 @@ func TestKubernetesOrder(t *testing.T) {
 }
 
 func TestKubernetesCapabilities(t *testing.T) {
-	all := AllCapabilities()
+	all := spec.AllCapabilities()
 	runK8sCases(t, []k8sCase{
 		{name: "nothing asked: the default set",
-			check: func(t *testing.T, s *specs.Spec) { caps3(t, s, DefaultCapabilities) }},
+			check: func(t *testing.T, s *specs.Spec) { caps3(t, s, spec.DefaultCapabilities) }},
 		{name: "done when: add NET_ADMIN, drop CHOWN",
-			ctr: &SecurityContext{Capabilities: &Capabilities{Add: []string{"NET_ADMIN"}, Drop: []string{"CHOWN"}}},
+			ctr: &spec.SecurityContext{Capabilities: &spec.Capabilities{Add: []string{"NET_ADMIN"}, Drop: []string{"CHOWN"}}},
 			check: func(t *testing.T, s *specs.Spec) {
-				caps3(t, s, append(without(DefaultCapabilities, "CAP_CHOWN"), "CAP_NET_ADMIN"))
+				caps3(t, s, append(spectest.Without(spec.DefaultCapabilities, "CAP_CHOWN"), "CAP_NET_ADMIN"))
 			}},
-		{name: "ALL in add", ctr: &SecurityContext{Capabilities: &Capabilities{Add: []string{"ALL"}}},
+		{name: "ALL in add", ctr: &spec.SecurityContext{Capabilities: &spec.Capabilities{Add: []string{"ALL"}}},
 			check: func(t *testing.T, s *specs.Spec) { caps3(t, s, all) }},
-		{name: "ALL in drop", ctr: &SecurityContext{Capabilities: &Capabilities{Drop: []string{"ALL"}}},
+		{name: "ALL in drop", ctr: &spec.SecurityContext{Capabilities: &spec.Capabilities{Drop: []string{"ALL"}}},
 			check: func(t *testing.T, s *specs.Spec) { caps3(t, s, []string{}) }},
-		{name: "drop ALL and add one", ctr: &SecurityContext{Capabilities: &Capabilities{Drop: []string{"ALL"}, Add: []string{"net_bind_service"}}},
+		{name: "drop ALL and add one", ctr: &spec.SecurityContext{Capabilities: &spec.Capabilities{Drop: []string{"ALL"}, Add: []string{"net_bind_service"}}},
 			check: func(t *testing.T, s *specs.Spec) { caps3(t, s, []string{"CAP_NET_BIND_SERVICE"}) }},
 		{name: "unknown capability, with a suggestion and the field path",
-			ctr:    &SecurityContext{Capabilities: &Capabilities{Add: []string{"NET_RAW", "NET_ADMN"}}},
+			ctr:    &spec.SecurityContext{Capabilities: &spec.Capabilities{Add: []string{"NET_RAW", "NET_ADMN"}}},
 			errHas: []string{"spec.containers[0].securityContext.capabilities.add[1]: unknown capability NET_ADMN: did you mean NET_ADMIN?"}},
 		{name: "unknown capability in drop",
-			ctr:    &SecurityContext{Capabilities: &Capabilities{Drop: []string{"CAP_CHWON"}}},
+			ctr:    &spec.SecurityContext{Capabilities: &spec.Capabilities{Drop: []string{"CAP_CHWON"}}},
 			errHas: []string{"capabilities.drop[0]: unknown capability CAP_CHWON: did you mean CHOWN?"}},
 		{name: "a name that resembles nothing",
-			ctr:    &SecurityContext{Capabilities: &Capabilities{Add: []string{"TELEPORT"}}},
+			ctr:    &spec.SecurityContext{Capabilities: &spec.Capabilities{Add: []string{"TELEPORT"}}},
 			errHas: []string{"unknown capability TELEPORT; capabilities are named like NET_ADMIN"}},
 		{name: "an empty name",
-			ctr:    &SecurityContext{Capabilities: &Capabilities{Drop: []string{" "}}},
+			ctr:    &spec.SecurityContext{Capabilities: &spec.Capabilities{Drop: []string{" "}}},
 			errHas: []string{"capabilities.drop[0]: empty capability name"}},
 		{name: "every bad name is reported at once",
-			ctr:    &SecurityContext{Capabilities: &Capabilities{Add: []string{"NET_ADMN"}, Drop: []string{"CHWON"}}},
+			ctr:    &spec.SecurityContext{Capabilities: &spec.Capabilities{Add: []string{"NET_ADMN"}, Drop: []string{"CHWON"}}},
 			errHas: []string{"add[0]", "drop[0]"}},
 		{name: "non-root with added capabilities: no ambient set by default (kubernetes#56374)",
 			pod: &PodSecurityContext{RunAsUser: i64(1000)},
-			ctr: &SecurityContext{Capabilities: &Capabilities{Drop: []string{"ALL"}, Add: []string{"NET_BIND_SERVICE"}}},
+			ctr: &spec.SecurityContext{Capabilities: &spec.Capabilities{Drop: []string{"ALL"}, Add: []string{"NET_BIND_SERVICE"}}},
 			check: func(t *testing.T, s *specs.Spec) {
 				if len(s.Process.Capabilities.Ambient) != 0 {
 					t.Errorf("ambient %v", s.Process.Capabilities.Ambient)
@@ -214,7 +218,7 @@ func TestKubernetesCapabilities(t *testing.T) {
 			}},
 		{name: "ambient opt-in raises added capabilities for non-root",
 			pod: &PodSecurityContext{RunAsUser: i64(1000)},
-			ctr: &SecurityContext{Capabilities: &Capabilities{Drop: []string{"ALL"}, Add: []string{"NET_BIND_SERVICE"}}},
+			ctr: &spec.SecurityContext{Capabilities: &spec.Capabilities{Drop: []string{"ALL"}, Add: []string{"NET_BIND_SERVICE"}}},
 			in:  func(in *KubernetesInputs) { in.AmbientCapabilities = true },
 			check: func(t *testing.T, s *specs.Spec) {
 				c := s.Process.Capabilities
@@ -224,7 +228,7 @@ func TestKubernetesCapabilities(t *testing.T) {
 			}},
 		{name: "ambient opt-in: only added capabilities, not the defaults",
 			pod: &PodSecurityContext{RunAsUser: i64(1000)},
-			ctr: &SecurityContext{Capabilities: &Capabilities{Add: []string{"NET_ADMIN"}}},
+			ctr: &spec.SecurityContext{Capabilities: &spec.Capabilities{Add: []string{"NET_ADMIN"}}},
 			in:  func(in *KubernetesInputs) { in.AmbientCapabilities = true },
 			check: func(t *testing.T, s *specs.Spec) {
 				if !slices.Equal(s.Process.Capabilities.Ambient, []string{"CAP_NET_ADMIN"}) {
@@ -232,31 +236,31 @@ func TestKubernetesCapabilities(t *testing.T) {
 				}
 			}},
 		{name: "ambient opt-in does nothing for root",
-			ctr: &SecurityContext{Capabilities: &Capabilities{Add: []string{"NET_ADMIN"}}},
+			ctr: &spec.SecurityContext{Capabilities: &spec.Capabilities{Add: []string{"NET_ADMIN"}}},
 			in:  func(in *KubernetesInputs) { in.AmbientCapabilities = true },
 			check: func(t *testing.T, s *specs.Spec) {
-				caps3(t, s, append(slices.Clone(DefaultCapabilities), "CAP_NET_ADMIN"))
+				caps3(t, s, append(slices.Clone(spec.DefaultCapabilities), "CAP_NET_ADMIN"))
 			}},
 	})
 }
 
 func TestKubernetesCapabilityBeyondKernel(t *testing.T) {
-	fakeLastCap(t, capability.CAP_AUDIT_READ)
+	t.Cleanup(spec.FakeLastCapability(capability.CAP_AUDIT_READ))
 	runK8sCases(t, []k8sCase{
 		{name: "added capability the kernel lacks",
-			ctr:    &SecurityContext{Capabilities: &Capabilities{Add: []string{"NET_ADMIN", "bpf"}}},
+			ctr:    &spec.SecurityContext{Capabilities: &spec.Capabilities{Add: []string{"NET_ADMIN", "bpf"}}},
 			errHas: []string{"capabilities.add[1]: BPF is beyond this node's kernel (its last capability is AUDIT_READ)"}},
 		{name: "dropping one is harmless",
-			ctr:   &SecurityContext{Capabilities: &Capabilities{Drop: []string{"CHECKPOINT_RESTORE"}}},
-			check: func(t *testing.T, s *specs.Spec) { caps3(t, s, DefaultCapabilities) }},
+			ctr:   &spec.SecurityContext{Capabilities: &spec.Capabilities{Drop: []string{"CHECKPOINT_RESTORE"}}},
+			check: func(t *testing.T, s *specs.Spec) { caps3(t, s, spec.DefaultCapabilities) }},
 	})
 }
 
 func TestKubernetesPrivileged(t *testing.T) {
-	fake := newFakeAppArmor(true, "k8s-custom")
+	fake := spectest.NewAppArmor(true, "k8s-custom")
 	runK8sCases(t, []k8sCase{
 		{name: "privileged has every capability, no masks, rw /sys, all devices, no seccomp, no default AppArmor",
-			ctr: &SecurityContext{Privileged: boolp(true)},
+			ctr: &spec.SecurityContext{Privileged: boolp(true)},
 			in:  func(in *KubernetesInputs) { in.AppArmor = fake; in.SeccompDefault = true },
 			check: func(t *testing.T, s *specs.Spec) {
 				assertPrivileged(t, s)
@@ -266,15 +270,15 @@ func TestKubernetesPrivileged(t *testing.T) {
 			},
 			wantStep: []string{"user", "procMount", "privileged", "seccompProfile"}},
 		{name: "privileged overrides drops, with a warning",
-			ctr:     &SecurityContext{Privileged: boolp(true), Capabilities: &Capabilities{Drop: []string{"ALL"}}},
+			ctr:     &spec.SecurityContext{Privileged: boolp(true), Capabilities: &spec.Capabilities{Drop: []string{"ALL"}}},
 			warnHas: []string{"capabilities.drop: ignored: a privileged container gets every capability"},
 			check:   func(t *testing.T, s *specs.Spec) { assertPrivileged(t, s) }},
 		{name: "privileged ignores a seccomp profile, with a warning",
-			ctr:     &SecurityContext{Privileged: boolp(true), SeccompProfile: &Profile{Type: "RuntimeDefault"}},
+			ctr:     &spec.SecurityContext{Privileged: boolp(true), SeccompProfile: &spec.Profile{Type: "RuntimeDefault"}},
 			warnHas: []string{"seccompProfile: ignored: a privileged container runs without seccomp"},
 			check:   func(t *testing.T, s *specs.Spec) { assertPrivileged(t, s) }},
 		{name: "privileged keeps a Localhost AppArmor profile",
-			ctr: &SecurityContext{Privileged: boolp(true), AppArmorProfile: &Profile{Type: "Localhost", LocalhostProfile: strp("k8s-custom")}},
+			ctr: &spec.SecurityContext{Privileged: boolp(true), AppArmorProfile: &spec.Profile{Type: "Localhost", LocalhostProfile: strp("k8s-custom")}},
 			in:  func(in *KubernetesInputs) { in.AppArmor = fake },
 			check: func(t *testing.T, s *specs.Spec) {
 				if s.Process.ApparmorProfile != "k8s-custom" {
@@ -282,19 +286,19 @@ func TestKubernetesPrivileged(t *testing.T) {
 				}
 			}},
 		{name: "privileged with RuntimeDefault AppArmor: skipped with a word",
-			ctr:     &SecurityContext{Privileged: boolp(true), AppArmorProfile: &Profile{Type: "RuntimeDefault"}},
+			ctr:     &spec.SecurityContext{Privileged: boolp(true), AppArmorProfile: &spec.Profile{Type: "RuntimeDefault"}},
 			in:      func(in *KubernetesInputs) { in.AppArmor = fake },
 			warnHas: []string{"RuntimeDefault does not apply to a privileged container"}},
 		{name: "privileged with host devices from a given root",
-			ctr: &SecurityContext{Privileged: boolp(true)},
+			ctr: &spec.SecurityContext{Privileged: boolp(true)},
 			in: func(in *KubernetesInputs) {
 				in.PrivilegedWithoutHostDevices = false
 				in.HostDevRoot = filepath.Join(t.TempDir(), "nodev")
 			},
 			errHas: []string{"spec.containers[0].securityContext: privileged: host devices"}},
 		{name: "privileged: false is no privilege",
-			ctr:   &SecurityContext{Privileged: boolp(false)},
-			check: func(t *testing.T, s *specs.Spec) { caps3(t, s, DefaultCapabilities) }},
+			ctr:   &spec.SecurityContext{Privileged: boolp(false)},
+			check: func(t *testing.T, s *specs.Spec) { caps3(t, s, spec.DefaultCapabilities) }},
 	})
 }
 
@@ -308,25 +312,25 @@ func TestKubernetesNoNewPrivileges(t *testing.T) {
 	}
 	runK8sCases(t, []k8sCase{
 		{name: "unset: escalation allowed", check: nnp(false)},
-		{name: "allowPrivilegeEscalation false", ctr: &SecurityContext{AllowPrivilegeEscalation: boolp(false)}, check: nnp(true)},
-		{name: "allowPrivilegeEscalation true", ctr: &SecurityContext{AllowPrivilegeEscalation: boolp(true)}, check: nnp(false)},
+		{name: "allowPrivilegeEscalation false", ctr: &spec.SecurityContext{AllowPrivilegeEscalation: boolp(false)}, check: nnp(true)},
+		{name: "allowPrivilegeEscalation true", ctr: &spec.SecurityContext{AllowPrivilegeEscalation: boolp(true)}, check: nnp(false)},
 		{name: "false with privileged is invalid",
-			ctr:    &SecurityContext{AllowPrivilegeEscalation: boolp(false), Privileged: boolp(true)},
+			ctr:    &spec.SecurityContext{AllowPrivilegeEscalation: boolp(false), Privileged: boolp(true)},
 			errHas: []string{"spec.containers[0].securityContext.allowPrivilegeEscalation: false cannot be combined with privileged: true"}},
 		{name: "false with SYS_ADMIN added is invalid",
-			ctr:    &SecurityContext{AllowPrivilegeEscalation: boolp(false), Capabilities: &Capabilities{Add: []string{"SYS_ADMIN"}}},
+			ctr:    &spec.SecurityContext{AllowPrivilegeEscalation: boolp(false), Capabilities: &spec.Capabilities{Add: []string{"SYS_ADMIN"}}},
 			errHas: []string{"cannot be combined with capabilities.add of SYS_ADMIN"}},
 		{name: "false with CAP_SYS_ADMIN spelt otherwise is invalid too",
-			ctr:    &SecurityContext{AllowPrivilegeEscalation: boolp(false), Capabilities: &Capabilities{Add: []string{"cap_sys_admin"}}},
+			ctr:    &spec.SecurityContext{AllowPrivilegeEscalation: boolp(false), Capabilities: &spec.Capabilities{Add: []string{"cap_sys_admin"}}},
 			errHas: []string{"SYS_ADMIN"}},
 		{name: "false with ALL added is invalid (ALL holds SYS_ADMIN)",
-			ctr:    &SecurityContext{AllowPrivilegeEscalation: boolp(false), Capabilities: &Capabilities{Add: []string{"ALL"}}},
+			ctr:    &spec.SecurityContext{AllowPrivilegeEscalation: boolp(false), Capabilities: &spec.Capabilities{Add: []string{"ALL"}}},
 			errHas: []string{"SYS_ADMIN"}},
 		{name: "false with SYS_ADMIN added and dropped again is fine",
-			ctr:   &SecurityContext{AllowPrivilegeEscalation: boolp(false), Capabilities: &Capabilities{Add: []string{"SYS_ADMIN"}, Drop: []string{"SYS_ADMIN"}}},
+			ctr:   &spec.SecurityContext{AllowPrivilegeEscalation: boolp(false), Capabilities: &spec.Capabilities{Add: []string{"SYS_ADMIN"}, Drop: []string{"SYS_ADMIN"}}},
 			check: nnp(true)},
 		{name: "both invalid combinations reported together",
-			ctr:    &SecurityContext{AllowPrivilegeEscalation: boolp(false), Privileged: boolp(true), Capabilities: &Capabilities{Add: []string{"SYS_ADMIN"}}},
+			ctr:    &spec.SecurityContext{AllowPrivilegeEscalation: boolp(false), Privileged: boolp(true), Capabilities: &spec.Capabilities{Add: []string{"SYS_ADMIN"}}},
 			errHas: []string{"privileged: true", "SYS_ADMIN"}},
 	})
 }
@@ -337,13 +341,13 @@ func TestKubernetesUser(t *testing.T) {
 		{name: "pod runAsUser", pod: &PodSecurityContext{RunAsUser: i64(1000)},
 			check: func(t *testing.T, s *specs.Spec) { wantUser(t, s, 1000, 1000, 10, 29, 1000) }},
 		{name: "container overrides pod", pod: &PodSecurityContext{RunAsUser: i64(1000), RunAsGroup: i64(5)},
-			ctr:   &SecurityContext{RunAsUser: i64(1001)},
+			ctr:   &spec.SecurityContext{RunAsUser: i64(1001)},
 			check: func(t *testing.T, s *specs.Spec) { wantUser(t, s, 1001, 5, 5, 29, 44, 100) }},
 		{name: "the seed's example: runAsUser 1001, runAsGroup 1001",
-			ctr:   &SecurityContext{RunAsUser: i64(1001), RunAsGroup: i64(1001)},
+			ctr:   &spec.SecurityContext{RunAsUser: i64(1001), RunAsGroup: i64(1001)},
 			check: func(t *testing.T, s *specs.Spec) { wantUser(t, s, 1001, 1001, 29, 44, 100, 1001) }},
 		{name: "runAsGroup alone applies to the image's user (the kubelet always passes one)",
-			ctr:   &SecurityContext{RunAsGroup: i64(3000)},
+			ctr:   &spec.SecurityContext{RunAsGroup: i64(3000)},
 			in:    func(in *KubernetesInputs) { in.ImageUser = "alice" },
 			check: func(t *testing.T, s *specs.Spec) { wantUser(t, s, 1000, 3000, 10, 29, 3000) }},
 		{name: "image user by name", in: func(in *KubernetesInputs) { in.ImageUser = "bob" },
@@ -362,28 +366,28 @@ func TestKubernetesUser(t *testing.T) {
 			errHas: []string{`spec.securityContext.supplementalGroupsPolicy: unknown value "merge"; did you mean Merge?`}},
 		{name: "runAsNonRoot with runAsUser 0",
 			pod:    &PodSecurityContext{RunAsNonRoot: boolp(true)},
-			ctr:    &SecurityContext{RunAsUser: i64(0)},
+			ctr:    &spec.SecurityContext{RunAsUser: i64(0)},
 			errHas: []string{"spec.securityContext: runAsNonRoot: runAsUser is 0 (root)"}, errIs: ErrRunAsRoot},
 		{name: "runAsNonRoot with the image's root user by name",
-			ctr:    &SecurityContext{RunAsNonRoot: boolp(true)},
+			ctr:    &spec.SecurityContext{RunAsNonRoot: boolp(true)},
 			in:     func(in *KubernetesInputs) { in.ImageUser = "root" },
 			errHas: []string{"spec.containers[0].securityContext: runAsNonRoot", `the image's USER "root" is uid 0`}, errIs: ErrRunAsRoot},
 		{name: "runAsNonRoot with a named non-root image user is resolved and allowed (the kubelet would refuse it)",
-			ctr:   &SecurityContext{RunAsNonRoot: boolp(true)},
+			ctr:   &spec.SecurityContext{RunAsNonRoot: boolp(true)},
 			in:    func(in *KubernetesInputs) { in.ImageUser = "alice" },
 			check: func(t *testing.T, s *specs.Spec) { wantUser(t, s, 1000, 1000, 10, 29, 1000) }},
 		{name: "runAsNonRoot with an image user that does not resolve",
-			ctr:    &SecurityContext{RunAsNonRoot: boolp(true)},
+			ctr:    &spec.SecurityContext{RunAsNonRoot: boolp(true)},
 			in:     func(in *KubernetesInputs) { in.ImageUser = "mallory" },
 			errHas: []string{`non-numeric user "mallory"`}, errIs: ErrRunAsRoot},
 		{name: "runAsNonRoot with no user at all: the bundle's root",
 			pod:   &PodSecurityContext{RunAsNonRoot: boolp(true)},
 			errIs: ErrRunAsRoot, errHas: []string{"would run as uid 0"}},
-		{name: "runAsNonRoot false allows root", ctr: &SecurityContext{RunAsNonRoot: boolp(false), RunAsUser: i64(0)},
+		{name: "runAsNonRoot false allows root", ctr: &spec.SecurityContext{RunAsNonRoot: boolp(false), RunAsUser: i64(0)},
 			check: func(t *testing.T, s *specs.Spec) { wantUser(t, s, 0, 0, 0, 10) }},
 		{name: "negative ids, each named",
 			pod:    &PodSecurityContext{FSGroup: i64(-1), SupplementalGroups: []int64{1, -2}},
-			ctr:    &SecurityContext{RunAsUser: i64(-5)},
+			ctr:    &spec.SecurityContext{RunAsUser: i64(-5)},
 			errHas: []string{"spec.securityContext.fsGroup: -1", "spec.securityContext.supplementalGroups[1]: -2", "spec.containers[0].securityContext.runAsUser: -5"}},
 		{name: "id beyond runc's range", pod: &PodSecurityContext{RunAsGroup: i64(1 << 31)},
 			errHas: []string{"spec.securityContext.runAsGroup: 2147483648: larger than"}},
@@ -422,17 +426,17 @@ func TestKubernetesProcMountAndRootfs(t *testing.T) {
 		UIDMappings: []specs.LinuxIDMapping{{HostID: 65536, Size: 65536}},
 		GIDMappings: []specs.LinuxIDMapping{{HostID: 65536, Size: 65536}}}}
 	runK8sCases(t, []k8sCase{
-		{name: "procMount Default keeps the kubelet's masks", ctr: &SecurityContext{ProcMount: strp("Default")},
+		{name: "procMount Default keeps the kubelet's masks", ctr: &spec.SecurityContext{ProcMount: strp("Default")},
 			check: func(t *testing.T, s *specs.Spec) {
-				if !slices.Equal(s.Linux.MaskedPaths, DefaultMaskedPaths) {
+				if !slices.Equal(s.Linux.MaskedPaths, spec.DefaultMaskedPaths) {
 					t.Errorf("masked %v", s.Linux.MaskedPaths)
 				}
 			}},
-		{name: "procMount Unmasked without a user namespace is refused", ctr: &SecurityContext{ProcMount: strp("Unmasked")},
+		{name: "procMount Unmasked without a user namespace is refused", ctr: &spec.SecurityContext{ProcMount: strp("Unmasked")},
 			errHas: []string{"spec.containers[0].securityContext.procMount: Unmasked needs a user namespace", "hostUsers: false"}},
-		{name: "procMount Unmasked with hostUsers: true is refused", ctr: &SecurityContext{ProcMount: strp("Unmasked")},
+		{name: "procMount Unmasked with hostUsers: true is refused", ctr: &spec.SecurityContext{ProcMount: strp("Unmasked")},
 			in: func(in *KubernetesInputs) { in.HostUsers = boolp(true) }, errHas: []string{"Unmasked needs a user namespace"}},
-		{name: "procMount Unmasked with hostUsers: false", ctr: &SecurityContext{ProcMount: strp("Unmasked")},
+		{name: "procMount Unmasked with hostUsers: false", ctr: &spec.SecurityContext{ProcMount: strp("Unmasked")},
 			in: func(in *KubernetesInputs) { in.HostUsers = boolp(false) }, cfg: userns,
 			check: func(t *testing.T, s *specs.Spec) {
 				if len(s.Linux.MaskedPaths)+len(s.Linux.ReadonlyPaths) != 0 {
@@ -440,17 +444,17 @@ func TestKubernetesProcMountAndRootfs(t *testing.T) {
 				}
 			}},
 		{name: "hostUsers false but the spec has no user namespace: caught when applied",
-			ctr: &SecurityContext{ProcMount: strp("Unmasked")}, in: func(in *KubernetesInputs) { in.HostUsers = boolp(false) },
+			ctr: &spec.SecurityContext{ProcMount: strp("Unmasked")}, in: func(in *KubernetesInputs) { in.HostUsers = boolp(false) },
 			errHas: []string{"spec.containers[0].securityContext: procMount: Unmasked needs a user namespace"}},
-		{name: "unknown procMount", ctr: &SecurityContext{ProcMount: strp("Unmask")},
+		{name: "unknown procMount", ctr: &spec.SecurityContext{ProcMount: strp("Unmask")},
 			errHas: []string{`unknown value "Unmask"; did you mean Unmasked?`}},
-		{name: "readOnlyRootFilesystem", ctr: &SecurityContext{ReadOnlyRootFilesystem: boolp(true)},
+		{name: "readOnlyRootFilesystem", ctr: &spec.SecurityContext{ReadOnlyRootFilesystem: boolp(true)},
 			check: func(t *testing.T, s *specs.Spec) {
 				if !s.Root.Readonly {
 					t.Error("root is writable")
 				}
 			}},
-		{name: "readOnlyRootFilesystem false", ctr: &SecurityContext{ReadOnlyRootFilesystem: boolp(false)},
+		{name: "readOnlyRootFilesystem false", ctr: &spec.SecurityContext{ReadOnlyRootFilesystem: boolp(false)},
 			check: func(t *testing.T, s *specs.Spec) {
 				if s.Root.Readonly {
 					t.Error("root is read-only")
@@ -529,10 +533,10 @@ func TestKubernetesSysctls(t *testing.T) {
 }
 
 func TestKubernetesSeccomp(t *testing.T) {
-	arch, sub, goArch := nativeArch(t)
-	root := profileRoot(t, map[string]string{
-		"oci.json":    ociProfile,
-		"docker.json": dockerProfile(arch, sub, goArch),
+	arch, sub, goArch := spectest.NativeArch(t)
+	root := spectest.ProfileRoot(t, map[string]string{
+		"oci.json":    spectest.OCIProfile,
+		"docker.json": spectest.DockerProfile(arch, sub, goArch),
 		"typo.json":   `{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["mkdirat","chmood"],"action":"SCMP_ACT_ERRNO"}]}`,
 	})
 	withRoot := func(in *KubernetesInputs) { in.SeccompProfileRoot = root }
@@ -544,7 +548,7 @@ func TestKubernetesSeccomp(t *testing.T) {
 	}
 	isOCI := func(t *testing.T, s *specs.Spec) {
 		t.Helper()
-		if s.Linux.Seccomp == nil || !slices.Equal(allowed(s.Linux.Seccomp), []string{"read", "write", "exit_group"}) {
+		if s.Linux.Seccomp == nil || !slices.Equal(spectest.Allowed(s.Linux.Seccomp), []string{"read", "write", "exit_group"}) {
 			t.Fatalf("want oci.json, got %+v", s.Linux.Seccomp)
 		}
 	}
@@ -573,48 +577,48 @@ func TestKubernetesSeccomp(t *testing.T) {
 	runK8sCases(t, []k8sCase{
 		{name: "unset is Unconfined", check: none},
 		{name: "unset with --seccomp-default is RuntimeDefault", in: func(in *KubernetesInputs) { in.SeccompDefault = true }, check: isDefault},
-		{name: "pod RuntimeDefault", pod: &PodSecurityContext{SeccompProfile: &Profile{Type: "RuntimeDefault"}}, check: isDefault},
+		{name: "pod RuntimeDefault", pod: &PodSecurityContext{SeccompProfile: &spec.Profile{Type: "RuntimeDefault"}}, check: isDefault},
 		{name: "container Localhost overrides pod RuntimeDefault", in: withRoot,
-			pod:   &PodSecurityContext{SeccompProfile: &Profile{Type: "RuntimeDefault"}},
-			ctr:   &SecurityContext{SeccompProfile: &Profile{Type: "Localhost", LocalhostProfile: strp("oci.json")}},
+			pod:   &PodSecurityContext{SeccompProfile: &spec.Profile{Type: "RuntimeDefault"}},
+			ctr:   &spec.SecurityContext{SeccompProfile: &spec.Profile{Type: "Localhost", LocalhostProfile: strp("oci.json")}},
 			check: isOCI},
-		{name: "container Unconfined overrides pod", pod: &PodSecurityContext{SeccompProfile: &Profile{Type: "RuntimeDefault"}},
-			ctr: &SecurityContext{SeccompProfile: &Profile{Type: "Unconfined"}}, check: none},
+		{name: "container Unconfined overrides pod", pod: &PodSecurityContext{SeccompProfile: &spec.Profile{Type: "RuntimeDefault"}},
+			ctr: &spec.SecurityContext{SeccompProfile: &spec.Profile{Type: "Unconfined"}}, check: none},
 		{name: "Docker-format Localhost honours includes.caps with SYS_ADMIN added last", in: withRoot,
-			ctr: &SecurityContext{Capabilities: &Capabilities{Add: []string{"SYS_ADMIN"}},
-				SeccompProfile: &Profile{Type: "Localhost", LocalhostProfile: strp("docker.json")}},
+			ctr: &spec.SecurityContext{Capabilities: &spec.Capabilities{Add: []string{"SYS_ADMIN"}},
+				SeccompProfile: &spec.Profile{Type: "Localhost", LocalhostProfile: strp("docker.json")}},
 			check: func(t *testing.T, s *specs.Spec) {
-				if !slices.Contains(allowed(s.Linux.Seccomp), "mount") {
+				if !slices.Contains(spectest.Allowed(s.Linux.Seccomp), "mount") {
 					t.Fatal("the includes.caps SYS_ADMIN rule is missing: seccomp did not see the final capabilities")
 				}
 			}},
 		{name: "Docker-format Localhost without SYS_ADMIN", in: withRoot,
-			ctr: &SecurityContext{SeccompProfile: &Profile{Type: "Localhost", LocalhostProfile: strp("docker.json")}},
+			ctr: &spec.SecurityContext{SeccompProfile: &spec.Profile{Type: "Localhost", LocalhostProfile: strp("docker.json")}},
 			check: func(t *testing.T, s *specs.Spec) {
-				if slices.Contains(allowed(s.Linux.Seccomp), "mount") {
+				if slices.Contains(spectest.Allowed(s.Linux.Seccomp), "mount") {
 					t.Fatal("the includes.caps SYS_ADMIN rule is present without SYS_ADMIN")
 				}
 			}},
 		{name: "RuntimeDefault sees capabilities added in the same context",
-			ctr: &SecurityContext{Capabilities: &Capabilities{Add: []string{"SYS_ADMIN"}}, SeccompProfile: &Profile{Type: "RuntimeDefault"}},
+			ctr: &spec.SecurityContext{Capabilities: &spec.Capabilities{Add: []string{"SYS_ADMIN"}}, SeccompProfile: &spec.Profile{Type: "RuntimeDefault"}},
 			check: func(t *testing.T, s *specs.Spec) {
-				if !slices.Contains(allowed(s.Linux.Seccomp), "mount") {
+				if !slices.Contains(spectest.Allowed(s.Linux.Seccomp), "mount") {
 					t.Fatal("RuntimeDefault was generated before the capabilities")
 				}
 			}},
 		{name: "Localhost path traversal", in: withRoot,
-			ctr:    &SecurityContext{SeccompProfile: &Profile{Type: "Localhost", LocalhostProfile: strp("../etc/x.json")}},
+			ctr:    &spec.SecurityContext{SeccompProfile: &spec.Profile{Type: "Localhost", LocalhostProfile: strp("../etc/x.json")}},
 			errHas: []string{"spec.containers[0].securityContext: seccompProfile Localhost \"../etc/x.json\"", `may not contain ".."`}},
 		{name: "Localhost typo in a syscall name", in: withRoot,
-			ctr:    &SecurityContext{SeccompProfile: &Profile{Type: "Localhost", LocalhostProfile: strp("typo.json")}},
+			ctr:    &spec.SecurityContext{SeccompProfile: &spec.Profile{Type: "Localhost", LocalhostProfile: strp("typo.json")}},
 			errHas: []string{"unknown syscall name(s) chmood"}},
 		{name: "Localhost without localhostProfile",
-			ctr:    &SecurityContext{SeccompProfile: &Profile{Type: "Localhost"}},
+			ctr:    &spec.SecurityContext{SeccompProfile: &spec.Profile{Type: "Localhost"}},
 			errHas: []string{"spec.containers[0].securityContext.seccompProfile.localhostProfile: required when type is Localhost"}},
 		{name: "localhostProfile with another type",
-			pod:    &PodSecurityContext{SeccompProfile: &Profile{Type: "RuntimeDefault", LocalhostProfile: strp("x")}},
+			pod:    &PodSecurityContext{SeccompProfile: &spec.Profile{Type: "RuntimeDefault", LocalhostProfile: strp("x")}},
 			errHas: []string{"spec.securityContext.seccompProfile.localhostProfile: may only be set when type is Localhost"}},
-		{name: "unknown type", ctr: &SecurityContext{SeccompProfile: &Profile{Type: "runtimedefault"}},
+		{name: "unknown type", ctr: &spec.SecurityContext{SeccompProfile: &spec.Profile{Type: "runtimedefault"}},
 			errHas: []string{`seccompProfile.type: unknown value "runtimedefault"; did you mean RuntimeDefault?`}},
 		// Up to 1.26 an annotation stood in for its level's unset field.
 		{name: "1.26: legacy pod annotation runtime/default", in: v126(ann(SeccompPodAnnotation, "runtime/default")), check: isDefault},
@@ -626,10 +630,10 @@ func TestKubernetesSeccomp(t *testing.T) {
 		{name: "1.26: legacy container annotation unconfined over pod RuntimeDefault annotation",
 			in: v126(ann(SeccompPodAnnotation, "runtime/default", SeccompContainerAnnotationPrefix+"app", "unconfined")), check: none},
 		{name: "1.26: container annotation wins over the pod field (copied into the container's field)",
-			pod: &PodSecurityContext{SeccompProfile: &Profile{Type: "RuntimeDefault"}},
+			pod: &PodSecurityContext{SeccompProfile: &spec.Profile{Type: "RuntimeDefault"}},
 			in:  v126(ann(SeccompContainerAnnotationPrefix+"app", "localhost/oci.json")), check: isOCI},
 		{name: "1.26: a field wins over the other level's annotation, with a warning",
-			ctr:     &SecurityContext{SeccompProfile: &Profile{Type: "RuntimeDefault"}},
+			ctr:     &spec.SecurityContext{SeccompProfile: &spec.Profile{Type: "RuntimeDefault"}},
 			in:      v126(ann(SeccompPodAnnotation, "unconfined")),
 			check:   isDefault,
 			warnHas: []string{`metadata.annotations["seccomp.security.alpha.kubernetes.io/pod"]: ignored: spec.containers[0].securityContext.seccompProfile decides`}},
@@ -641,7 +645,7 @@ func TestKubernetesSeccomp(t *testing.T) {
 		{name: "newest: a container annotation alone is ignored", in: ann(SeccompContainerAnnotationPrefix+"app", "localhost/oci.json"), check: none,
 			warnHas: []string{`container.seccomp.security.alpha.kubernetes.io/app"]: ignored: Kubernetes 1.27 and later`}},
 		{name: "newest: the container annotation does not beat the pod field",
-			pod: &PodSecurityContext{SeccompProfile: &Profile{Type: "RuntimeDefault"}},
+			pod: &PodSecurityContext{SeccompProfile: &spec.Profile{Type: "RuntimeDefault"}},
 			in:  ann(SeccompContainerAnnotationPrefix+"app", "unconfined"), check: isDefault,
 			warnHas: []string{"runs with the profile of spec.securityContext.seccompProfile"}},
 		{name: "newest: an ignored annotation under --seccomp-default says what runs",
@@ -653,15 +657,15 @@ func TestKubernetesSeccomp(t *testing.T) {
 		// Every version refuses an annotation that contradicts its level's
 		// field.
 		{name: "1.26: annotation and field of one level disagree",
-			ctr:    &SecurityContext{SeccompProfile: &Profile{Type: "RuntimeDefault"}},
+			ctr:    &spec.SecurityContext{SeccompProfile: &spec.Profile{Type: "RuntimeDefault"}},
 			in:     v126(ann(SeccompContainerAnnotationPrefix+"app", "unconfined")),
 			errHas: []string{`metadata.annotations["container.seccomp.security.alpha.kubernetes.io/app"]: "unconfined" contradicts spec.containers[0].securityContext.seccompProfile (type RuntimeDefault)`}},
 		{name: "newest: annotation and field of one level disagree",
-			pod:    &PodSecurityContext{SeccompProfile: &Profile{Type: "Localhost", LocalhostProfile: strp("oci.json")}},
+			pod:    &PodSecurityContext{SeccompProfile: &spec.Profile{Type: "Localhost", LocalhostProfile: strp("oci.json")}},
 			in:     ann(SeccompPodAnnotation, "localhost/other.json"),
 			errHas: []string{`"localhost/other.json" contradicts spec.securityContext.seccompProfile (type Localhost)`}},
 		{name: "newest: annotation and field of one level agree",
-			pod:   &PodSecurityContext{SeccompProfile: &Profile{Type: "RuntimeDefault"}},
+			pod:   &PodSecurityContext{SeccompProfile: &spec.Profile{Type: "RuntimeDefault"}},
 			in:    ann(SeccompPodAnnotation, "docker/default"),
 			check: isDefault},
 		{name: "bad annotation value", in: ann(SeccompPodAnnotation, "runtime/defualt"),
@@ -672,8 +676,8 @@ func TestKubernetesSeccomp(t *testing.T) {
 }
 
 func TestKubernetesAppArmor(t *testing.T) {
-	on := func() *fakeAppArmor { return newFakeAppArmor(true, "k8s-deny-write") }
-	host := func(h AppArmorHost, kv ...string) func(*KubernetesInputs) {
+	on := func() *spectest.AppArmor { return spectest.NewAppArmor(true, "k8s-deny-write") }
+	host := func(h spec.AppArmorHost, kv ...string) func(*KubernetesInputs) {
 		return func(in *KubernetesInputs) {
 			in.AppArmor = h
 			in.Annotations = map[string]string{}
@@ -690,35 +694,35 @@ func TestKubernetesAppArmor(t *testing.T) {
 		}
 	}
 	runK8sCases(t, []k8sCase{
-		{name: "unset on an AppArmor node: the runtime default, as containerd", in: host(on()), check: profile(DefaultAppArmorProfile)},
-		{name: "unset without AppArmor: nothing, silently", in: host(newFakeAppArmor(false)), check: profile(""), noWarn: true},
+		{name: "unset on an AppArmor node: the runtime default, as containerd", in: host(on()), check: profile(spec.DefaultAppArmorProfile)},
+		{name: "unset without AppArmor: nothing, silently", in: host(spectest.NewAppArmor(false)), check: profile(""), noWarn: true},
 		{name: "unset with a nil host", in: host(nil), check: profile(""), noWarn: true},
-		{name: "RuntimeDefault", ctr: &SecurityContext{AppArmorProfile: &Profile{Type: "RuntimeDefault"}}, in: host(on()), check: profile(DefaultAppArmorProfile)},
+		{name: "RuntimeDefault", ctr: &spec.SecurityContext{AppArmorProfile: &spec.Profile{Type: "RuntimeDefault"}}, in: host(on()), check: profile(spec.DefaultAppArmorProfile)},
 		{name: "RuntimeDefault without AppArmor: skipped with a warning",
-			pod: &PodSecurityContext{AppArmorProfile: &Profile{Type: "RuntimeDefault"}}, in: host(newFakeAppArmor(false)), check: profile(""),
+			pod: &PodSecurityContext{AppArmorProfile: &spec.Profile{Type: "RuntimeDefault"}}, in: host(spectest.NewAppArmor(false)), check: profile(""),
 			warnHas: []string{"spec.securityContext.appArmorProfile: RuntimeDefault skipped: AppArmor is not enabled in this kernel"}},
-		{name: "Localhost, loaded", ctr: &SecurityContext{AppArmorProfile: &Profile{Type: "Localhost", LocalhostProfile: strp("k8s-deny-write")}},
+		{name: "Localhost, loaded", ctr: &spec.SecurityContext{AppArmorProfile: &spec.Profile{Type: "Localhost", LocalhostProfile: strp("k8s-deny-write")}},
 			in: host(on()), check: profile("k8s-deny-write")},
-		{name: "Localhost, not loaded", ctr: &SecurityContext{AppArmorProfile: &Profile{Type: "Localhost", LocalhostProfile: strp("k8s-other")}},
+		{name: "Localhost, not loaded", ctr: &spec.SecurityContext{AppArmorProfile: &spec.Profile{Type: "Localhost", LocalhostProfile: strp("k8s-other")}},
 			in: host(on()), errHas: []string{"spec.containers[0].securityContext: appArmorProfile Localhost \"k8s-other\": no profile of that name is loaded"}},
-		{name: "Localhost without AppArmor is refused", ctr: &SecurityContext{AppArmorProfile: &Profile{Type: "Localhost", LocalhostProfile: strp("k8s-deny-write")}},
+		{name: "Localhost without AppArmor is refused", ctr: &spec.SecurityContext{AppArmorProfile: &spec.Profile{Type: "Localhost", LocalhostProfile: strp("k8s-deny-write")}},
 			in: host(nil), errHas: []string{"AppArmor is not enabled in this kernel"}},
-		{name: "Unconfined", pod: &PodSecurityContext{AppArmorProfile: &Profile{Type: "Unconfined"}}, in: host(on()), check: profile("")},
-		{name: "container overrides pod", pod: &PodSecurityContext{AppArmorProfile: &Profile{Type: "Unconfined"}},
-			ctr: &SecurityContext{AppArmorProfile: &Profile{Type: "RuntimeDefault"}}, in: host(on()), check: profile(DefaultAppArmorProfile)},
+		{name: "Unconfined", pod: &PodSecurityContext{AppArmorProfile: &spec.Profile{Type: "Unconfined"}}, in: host(on()), check: profile("")},
+		{name: "container overrides pod", pod: &PodSecurityContext{AppArmorProfile: &spec.Profile{Type: "Unconfined"}},
+			ctr: &spec.SecurityContext{AppArmorProfile: &spec.Profile{Type: "RuntimeDefault"}}, in: host(on()), check: profile(spec.DefaultAppArmorProfile)},
 		{name: "legacy annotation localhost/", in: host(on(), AppArmorContainerAnnotationPrefix+"app", "localhost/k8s-deny-write"), check: profile("k8s-deny-write")},
-		{name: "legacy annotation runtime/default", in: host(on(), AppArmorContainerAnnotationPrefix+"app", "runtime/default"), check: profile(DefaultAppArmorProfile)},
+		{name: "legacy annotation runtime/default", in: host(on(), AppArmorContainerAnnotationPrefix+"app", "runtime/default"), check: profile(spec.DefaultAppArmorProfile)},
 		{name: "legacy annotation unconfined", in: host(on(), AppArmorContainerAnnotationPrefix+"app", "unconfined"), check: profile("")},
-		{name: "legacy annotation beats the pod field", pod: &PodSecurityContext{AppArmorProfile: &Profile{Type: "RuntimeDefault"}},
+		{name: "legacy annotation beats the pod field", pod: &PodSecurityContext{AppArmorProfile: &spec.Profile{Type: "RuntimeDefault"}},
 			in: host(on(), AppArmorContainerAnnotationPrefix+"app", "unconfined"), check: profile("")},
 		{name: "the container field beats the annotation, with a warning",
-			ctr:     &SecurityContext{AppArmorProfile: &Profile{Type: "Unconfined"}},
+			ctr:     &spec.SecurityContext{AppArmorProfile: &spec.Profile{Type: "Unconfined"}},
 			in:      host(on(), AppArmorContainerAnnotationPrefix+"app", "localhost/k8s-deny-write"),
 			check:   profile(""),
 			warnHas: []string{"ignored: spec.containers[0].securityContext.appArmorProfile decides the AppArmor profile"}},
 		{name: "docker/default is a seccomp word only", in: host(on(), AppArmorContainerAnnotationPrefix+"app", "docker/default"),
 			errHas: []string{`unknown value "docker/default"`}},
-		{name: "unknown type", ctr: &SecurityContext{AppArmorProfile: &Profile{Type: "Local"}}, in: host(on()),
+		{name: "unknown type", ctr: &spec.SecurityContext{AppArmorProfile: &spec.Profile{Type: "Local"}}, in: host(on()),
 			errHas: []string{`appArmorProfile.type: unknown value "Local"`}},
 	})
 }
@@ -741,20 +745,20 @@ func TestKubernetesSELinuxAndWindows(t *testing.T) {
 		}
 	}
 	runK8sCases(t, []k8sCase{
-		{name: "pod seLinuxOptions", pod: &PodSecurityContext{SELinuxOptions: &SELinuxOptions{Level: "s0:c1,c2"}}, in: selinux(true),
+		{name: "pod seLinuxOptions", pod: &PodSecurityContext{SELinuxOptions: &spec.SELinuxOptions{Level: "s0:c1,c2"}}, in: selinux(true),
 			check: label("system_u:system_r:container_t:s0:c1,c2", "system_u:object_r:container_file_t:s0:c1,c2")},
 		{name: "container seLinuxOptions replace the pod's whole: a fresh pair, not the Pod's (go-selinux InitLabels)",
-			pod: &PodSecurityContext{SELinuxOptions: &SELinuxOptions{Level: "s0:c1,c2"}},
-			ctr: &SecurityContext{SELinuxOptions: &SELinuxOptions{Type: "container_init_t"}}, in: selinuxPair(true),
+			pod: &PodSecurityContext{SELinuxOptions: &spec.SELinuxOptions{Level: "s0:c1,c2"}},
+			ctr: &spec.SecurityContext{SELinuxOptions: &spec.SELinuxOptions{Type: "container_init_t"}}, in: selinuxPair(true),
 			check: label("system_u:system_r:container_init_t:s0:c7,c8", "system_u:object_r:container_file_t:s0:c7,c8")},
 		{name: "an SELinux node labels a container without options: container_t and the Pod's pair",
 			in:    selinuxPair(true),
 			check: label("system_u:system_r:container_t:s0:c3,c4", "system_u:object_r:container_file_t:s0:c3,c4"), noWarn: true},
 		{name: "a privileged container is labelled too (containerd clears only the sandbox's)",
-			ctr: &SecurityContext{Privileged: boolp(true)}, in: selinuxPair(true),
+			ctr: &spec.SecurityContext{Privileged: boolp(true)}, in: selinuxPair(true),
 			check: label("system_u:system_r:container_t:s0:c3,c4", "system_u:object_r:container_file_t:s0:c3,c4")},
 		{name: "user and level reach the mount label, role and type do not",
-			ctr: &SecurityContext{SELinuxOptions: &SELinuxOptions{User: "user_u", Role: "user_r", Type: "spc_t", Level: "s0:c9,c10"}}, in: selinuxPair(true),
+			ctr: &spec.SecurityContext{SELinuxOptions: &spec.SELinuxOptions{User: "user_u", Role: "user_r", Type: "spc_t", Level: "s0:c9,c10"}}, in: selinuxPair(true),
 			check: label("user_u:user_r:spc_t:s0:c9,c10", "user_u:object_r:container_file_t:s0:c9,c10")},
 		{name: "without SELinux no label and no word", in: selinuxPair(false), check: label("", ""), noWarn: true},
 		{name: "a drawn pair has two distinct categories, lower first", in: selinux(true),
@@ -765,21 +769,21 @@ func TestKubernetesSELinuxAndWindows(t *testing.T) {
 					t.Errorf("level %q", parts[3])
 				}
 			}},
-		{name: "invalid SELinux type", ctr: &SecurityContext{SELinuxOptions: &SELinuxOptions{Type: "a b"}}, in: selinux(true),
+		{name: "invalid SELinux type", ctr: &spec.SecurityContext{SELinuxOptions: &spec.SELinuxOptions{Type: "a b"}}, in: selinux(true),
 			errHas: []string{"spec.containers[0].securityContext: seLinuxOptions.type"}},
-		{name: "invalid SELinux type on a node without SELinux", ctr: &SecurityContext{SELinuxOptions: &SELinuxOptions{Type: "a b"}}, in: selinux(false),
+		{name: "invalid SELinux type on a node without SELinux", ctr: &spec.SecurityContext{SELinuxOptions: &spec.SELinuxOptions{Type: "a b"}}, in: selinux(false),
 			errHas: []string{"spec.containers[0].securityContext: seLinuxOptions.type"}},
-		{name: "no labels on a node without SELinux, as containerd", pod: &PodSecurityContext{SELinuxOptions: &SELinuxOptions{Level: "s0:c1,c2"}}, in: selinux(false),
+		{name: "no labels on a node without SELinux, as containerd", pod: &PodSecurityContext{SELinuxOptions: &spec.SELinuxOptions{Level: "s0:c1,c2"}}, in: selinux(false),
 			warnHas: []string{"SELinux is not enabled on this node"}, check: label("", "")},
 		{name: "windowsOptions are ignored on Linux, with a warning",
-			pod:     &PodSecurityContext{WindowsOptions: &WindowsOptions{RunAsUserName: strp("ContainerUser")}},
+			pod:     &PodSecurityContext{WindowsOptions: &spec.WindowsOptions{RunAsUserName: strp("ContainerUser")}},
 			warnHas: []string{"spec.securityContext.windowsOptions: ignored: windowsOptions apply only to Windows nodes"}},
 		{name: "hostProcess is refused",
-			ctr:    &SecurityContext{WindowsOptions: &WindowsOptions{HostProcess: boolp(true)}},
+			ctr:    &spec.SecurityContext{WindowsOptions: &spec.WindowsOptions{HostProcess: boolp(true)}},
 			errHas: []string{"spec.containers[0].securityContext.windowsOptions.hostProcess: true asks for a Windows HostProcess container"}},
 		{name: "hostProcess from the pod, other fields from the container: merged",
-			pod:    &PodSecurityContext{WindowsOptions: &WindowsOptions{HostProcess: boolp(true)}},
-			ctr:    &SecurityContext{WindowsOptions: &WindowsOptions{RunAsUserName: strp("x")}},
+			pod:    &PodSecurityContext{WindowsOptions: &spec.WindowsOptions{HostProcess: boolp(true)}},
+			ctr:    &spec.SecurityContext{WindowsOptions: &spec.WindowsOptions{RunAsUserName: strp("x")}},
 			errHas: []string{"windowsOptions.hostProcess: true"}},
 		{name: "volume-only policies are validated", pod: &PodSecurityContext{FSGroupChangePolicy: strp("OnRootMismatc"), SELinuxChangePolicy: strp("Recursive")},
 			errHas: []string{`fsGroupChangePolicy: unknown value "OnRootMismatc"; did you mean OnRootMismatch?`}},
@@ -795,7 +799,7 @@ func TestKubernetesSELinuxAndWindows(t *testing.T) {
 }
 
 func TestKubernetesDefaultPaths(t *testing.T) {
-	_, err := KubernetesSteps(nil, &SecurityContext{Capabilities: &Capabilities{Add: []string{"NET_ADMN"}}}, KubernetesInputs{ContainerName: "web"})
+	_, err := KubernetesSteps(nil, &spec.SecurityContext{Capabilities: &spec.Capabilities{Add: []string{"NET_ADMN"}}}, KubernetesInputs{ContainerName: "web"})
 	if err == nil || !strings.Contains(err.Error(), `container "web".securityContext.capabilities.add[0]`) {
 		t.Fatalf("err = %v", err)
 	}
@@ -809,7 +813,7 @@ func TestKubernetesDefaultPaths(t *testing.T) {
 // tests in manifest and cmd/secrunctl run real ones.
 func TestKubernetesInputsDoNotLeak(t *testing.T) {
 	pod := &PodSecurityContext{SupplementalGroups: []int64{1, 2}, RunAsUser: i64(1000)}
-	ctr := &SecurityContext{Capabilities: &Capabilities{Add: []string{"NET_ADMIN"}}}
+	ctr := &spec.SecurityContext{Capabilities: &spec.Capabilities{Add: []string{"NET_ADMIN"}}}
 	steps, err := KubernetesSteps(pod, ctr, KubernetesInputs{RootfsPath: testdataRootfs(t, "rootfs")})
 	if err != nil {
 		t.Fatal(err)

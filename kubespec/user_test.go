@@ -1,4 +1,4 @@
-package spec
+package kubespec
 
 import (
 	"errors"
@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/secrun/secrun/spec"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -194,7 +196,7 @@ func TestWithUserRootfsVariants(t *testing.T) {
 	t.Run("root.path used when rootfs is empty", func(t *testing.T) {
 		s := bundleSpec(0, 0)
 		s.Root = &specs.Root{Path: testdataRootfs(t, "rootfs")}
-		if err := Apply(s, WithUser("", UserIntent{ImageUser: "alice"})); err != nil {
+		if err := spec.Apply(s, WithUser("", UserIntent{ImageUser: "alice"})); err != nil {
 			t.Fatal(err)
 		}
 		if s.Process.User.UID != 1000 {
@@ -394,29 +396,6 @@ func TestWithUserOddFiles(t *testing.T) {
 			t.Errorf("user = %+v", u)
 		}
 	})
-}
-
-func TestOpenInRootfsFallback(t *testing.T) {
-	for _, absolute := range []bool{false, true} {
-		rootfs := escapeFixture(t, absolute)
-		if f, err := openInRootfsFallback(rootfs, "etc/passwd"); err == nil {
-			f.Close()
-			t.Errorf("absolute=%v: fallback opened a link leaving the rootfs", absolute)
-		}
-	}
-	rootfs := testdataRootfs(t, "rootfs")
-	f, err := openInRootfsFallback(rootfs, "etc/passwd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-
-	dir := t.TempDir()
-	if err := unix.Mkfifo(filepath.Join(dir, "fifo"), 0o644); err == nil {
-		if _, err := openInRootfsFallback(dir, "fifo"); err == nil || !strings.Contains(err.Error(), "not a regular file") {
-			t.Errorf("fifo: %v", err)
-		}
-	}
 }
 
 func TestCheckRunAsNonRoot(t *testing.T) {

@@ -1,4 +1,4 @@
-package spec
+package kubespec
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/secrun/secrun/spec"
 )
 
 // OCIVersion is the runtime-spec version bundles declare. It is the oldest
@@ -126,17 +127,17 @@ func DefaultSpec(c DefaultSpecConfig) (*specs.Spec, error) {
 			Env:      mergeEnv(append([]string{DefaultPath}, c.Env...)),
 			Cwd:      cwd,
 			Capabilities: &specs.LinuxCapabilities{
-				Bounding:  slices.Clone(DefaultCapabilities),
-				Effective: slices.Clone(DefaultCapabilities),
-				Permitted: slices.Clone(DefaultCapabilities),
+				Bounding:  slices.Clone(spec.DefaultCapabilities),
+				Effective: slices.Clone(spec.DefaultCapabilities),
+				Permitted: slices.Clone(spec.DefaultCapabilities),
 			},
 			Rlimits: rlimits,
 		},
 		Mounts: defaultMounts(c.HostIPC),
 		Linux: &specs.Linux{
 			Namespaces:    namespaces,
-			MaskedPaths:   slices.Clone(DefaultMaskedPaths),
-			ReadonlyPaths: slices.Clone(DefaultReadonlyPaths),
+			MaskedPaths:   slices.Clone(spec.DefaultMaskedPaths),
+			ReadonlyPaths: slices.Clone(spec.DefaultReadonlyPaths),
 			Resources: &specs.LinuxResources{
 				// Deny first: runc appends allow rules for the devices it
 				// creates (/dev/null and friends), and nothing else may be

@@ -1,4 +1,4 @@
-package spec
+package kubespec
 
 import (
 	"errors"
@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/secrun/secrun/spec"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -33,7 +35,7 @@ func mountByDest(s *specs.Spec, dest string) *specs.Mount {
 // does not depend on the host's devices.
 func assertPrivileged(t *testing.T, s *specs.Spec) {
 	t.Helper()
-	all := AllCapabilities()
+	all := spec.AllCapabilities()
 	c := s.Process.Capabilities
 	for name, set := range map[string][]string{"bounding": c.Bounding, "effective": c.Effective, "permitted": c.Permitted} {
 		if !slices.Equal(set, all) {
@@ -55,10 +57,10 @@ func assertPrivileged(t *testing.T, s *specs.Spec) {
 	if s.Linux.Seccomp != nil {
 		t.Error("privileged containers run without seccomp")
 	}
-	if !AllowsAllDevices(s) {
+	if !spec.AllowsAllDevices(s) {
 		t.Errorf("device cgroup %+v does not allow all devices", s.Linux.Resources.Devices)
 	}
-	if !LooksPrivileged(s) {
+	if !spec.LooksPrivileged(s) {
 		t.Error("LooksPrivileged is false for a privileged spec")
 	}
 }
@@ -66,11 +68,11 @@ func assertPrivileged(t *testing.T, s *specs.Spec) {
 func TestWithPrivileged(t *testing.T) {
 	s := mustDefaultSpec(t, DefaultSpecConfig{})
 	s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActErrno}
-	s.Process.ApparmorProfile = DefaultAppArmorProfile
-	if err := WithCapabilities(nil, []string{"ALL"})(s); err != nil {
+	s.Process.ApparmorProfile = spec.DefaultAppArmorProfile
+	if err := spec.WithCapabilities(nil, []string{"ALL"})(s); err != nil {
 		t.Fatal(err)
 	}
-	if err := WithPrivileged()(s); err != nil {
+	if err := spec.WithPrivileged()(s); err != nil {
 		t.Fatal(err)
 	}
 	assertPrivileged(t, s)
@@ -93,7 +95,7 @@ func TestWithPrivileged(t *testing.T) {
 func TestWithPrivilegedKeepsLocalhostAppArmor(t *testing.T) {
 	s := mustDefaultSpec(t, DefaultSpecConfig{})
 	s.Process.ApparmorProfile = "k8s-custom"
-	if err := WithPrivilegedWithoutHostDevices()(s); err != nil {
+	if err := spec.WithPrivilegedWithoutHostDevices()(s); err != nil {
 		t.Fatal(err)
 	}
 	if s.Process.ApparmorProfile != "k8s-custom" {
@@ -106,13 +108,13 @@ func TestWithPrivilegedKeepsLocalhostAppArmor(t *testing.T) {
 
 func TestWithPrivilegedOnBareSpec(t *testing.T) {
 	s := &specs.Spec{}
-	if err := WithPrivilegedWithoutHostDevices()(s); err != nil {
+	if err := spec.WithPrivilegedWithoutHostDevices()(s); err != nil {
 		t.Fatal(err)
 	}
-	if err := WithAllDevicesAllowed()(s); err != nil {
+	if err := spec.WithAllDevicesAllowed()(s); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(s.Process.Capabilities.Bounding, AllCapabilities()) || !AllowsAllDevices(s) {
+	if !slices.Equal(s.Process.Capabilities.Bounding, spec.AllCapabilities()) || !spec.AllowsAllDevices(s) {
 		t.Fatalf("bare spec: %+v", s.Process.Capabilities)
 	}
 }
@@ -153,7 +155,7 @@ func devTree(t *testing.T) string {
 
 func TestHostDevices(t *testing.T) {
 	root := devTree(t)
-	devs, err := HostDevices(root)
+	devs, err := spec.HostDevices(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +176,7 @@ func TestHostDevices(t *testing.T) {
 	}
 
 	s := &specs.Spec{Linux: &specs.Linux{Devices: []specs.LinuxDevice{{Path: "/dev/null", Type: "c", Major: 1, Minor: 3}}}}
-	if err := WithHostDevices(root)(s); err != nil {
+	if err := spec.WithHostDevices(root)(s); err != nil {
 		t.Fatal(err)
 	}
 	if len(s.Linux.Devices) != 3 {
@@ -183,16 +185,16 @@ func TestHostDevices(t *testing.T) {
 }
 
 func TestHostDevicesMissingRoot(t *testing.T) {
-	if _, err := HostDevices(filepath.Join(t.TempDir(), "none")); err == nil {
+	if _, err := spec.HostDevices(filepath.Join(t.TempDir(), "none")); err == nil {
 		t.Fatal("a missing device root must be an error")
 	}
-	if err := WithHostDevices(filepath.Join(t.TempDir(), "none"))(&specs.Spec{}); err == nil {
+	if err := spec.WithHostDevices(filepath.Join(t.TempDir(), "none"))(&specs.Spec{}); err == nil {
 		t.Fatal("WithHostDevices must fail on a missing root")
 	}
 }
 
 func TestRealHostDevicesSkipPts(t *testing.T) {
-	devs, err := HostDevices("/dev")
+	devs, err := spec.HostDevices("/dev")
 	if err != nil {
 		t.Skip(err)
 	}
@@ -207,10 +209,10 @@ func TestAllowsAllDevicesOrder(t *testing.T) {
 	s := &specs.Spec{Linux: &specs.Linux{Resources: &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{
 		{Allow: true, Access: "rwm"}, {Allow: false, Access: "rwm"},
 	}}}}
-	if AllowsAllDevices(s) {
+	if spec.AllowsAllDevices(s) {
 		t.Fatal("a later deny-all undoes an allow-all")
 	}
-	if AllowsAllDevices(&specs.Spec{}) {
+	if spec.AllowsAllDevices(&specs.Spec{}) {
 		t.Fatal("no rules is not allow-all")
 	}
 }

@@ -1,4 +1,4 @@
-package spec
+package kubespec
 
 import (
 	"errors"
@@ -8,25 +8,26 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/secrun/secrun/spec"
 )
 
 // PodSecurityContext mirrors core/v1 PodSecurityContext field for field
 // in JSON, for the same reason SecurityContext does: the runtime must not
 // link k8s.io/api.
 type PodSecurityContext struct {
-	SELinuxOptions           *SELinuxOptions `json:"seLinuxOptions,omitempty"`
-	WindowsOptions           *WindowsOptions `json:"windowsOptions,omitempty"`
-	RunAsUser                *int64          `json:"runAsUser,omitempty"`
-	RunAsGroup               *int64          `json:"runAsGroup,omitempty"`
-	RunAsNonRoot             *bool           `json:"runAsNonRoot,omitempty"`
-	SupplementalGroups       []int64         `json:"supplementalGroups,omitempty"`
-	SupplementalGroupsPolicy *string         `json:"supplementalGroupsPolicy,omitempty"`
-	FSGroup                  *int64          `json:"fsGroup,omitempty"`
-	Sysctls                  []Sysctl        `json:"sysctls,omitempty"`
-	FSGroupChangePolicy      *string         `json:"fsGroupChangePolicy,omitempty"`
-	SeccompProfile           *Profile        `json:"seccompProfile,omitempty"`
-	AppArmorProfile          *Profile        `json:"appArmorProfile,omitempty"`
-	SELinuxChangePolicy      *string         `json:"seLinuxChangePolicy,omitempty"`
+	SELinuxOptions           *spec.SELinuxOptions `json:"seLinuxOptions,omitempty"`
+	WindowsOptions           *spec.WindowsOptions `json:"windowsOptions,omitempty"`
+	RunAsUser                *int64               `json:"runAsUser,omitempty"`
+	RunAsGroup               *int64               `json:"runAsGroup,omitempty"`
+	RunAsNonRoot             *bool                `json:"runAsNonRoot,omitempty"`
+	SupplementalGroups       []int64              `json:"supplementalGroups,omitempty"`
+	SupplementalGroupsPolicy *string              `json:"supplementalGroupsPolicy,omitempty"`
+	FSGroup                  *int64               `json:"fsGroup,omitempty"`
+	Sysctls                  []Sysctl             `json:"sysctls,omitempty"`
+	FSGroupChangePolicy      *string              `json:"fsGroupChangePolicy,omitempty"`
+	SeccompProfile           *spec.Profile        `json:"seccompProfile,omitempty"`
+	AppArmorProfile          *spec.Profile        `json:"appArmorProfile,omitempty"`
+	SELinuxChangePolicy      *string              `json:"seLinuxChangePolicy,omitempty"`
 }
 
 // Sysctl mirrors core/v1 Sysctl.
@@ -70,7 +71,7 @@ type KubernetesInputs struct {
 
 	// Sysctls is the node's sysctl policy (Kubernetes version for the safe
 	// set, the admin's unsafe allowlist).
-	Sysctls SysctlPolicy
+	Sysctls spec.SysctlPolicy
 	// SeccompProfileRoot holds Localhost profiles; "" means
 	// DefaultSeccompProfileRoot.
 	SeccompProfileRoot string
@@ -78,7 +79,7 @@ type KubernetesInputs struct {
 	// without a profile gets RuntimeDefault instead of Unconfined.
 	SeccompDefault bool
 	// AppArmor is the node's AppArmor; nil means a kernel without it.
-	AppArmor AppArmorHost
+	AppArmor spec.AppArmorHost
 
 	// Annotations are the Pod's, for the legacy seccomp and AppArmor keys.
 	Annotations map[string]string
@@ -119,7 +120,7 @@ type KubernetesInputs struct {
 type Step struct {
 	Name   string
 	Field  string
-	Option Option
+	Option spec.Option
 }
 
 // KubernetesOrder names the steps of KubernetesSteps in the order they
@@ -158,12 +159,12 @@ var KubernetesOrder = []string{
 // manifest field and the fix. What only the spec or the node can tell
 // (the image's users, the namespaces, the profile files) is checked when
 // the options apply.
-func KubernetesOptions(pod *PodSecurityContext, ctr *SecurityContext, in KubernetesInputs) ([]Option, error) {
+func KubernetesOptions(pod *PodSecurityContext, ctr *spec.SecurityContext, in KubernetesInputs) ([]spec.Option, error) {
 	steps, err := KubernetesSteps(pod, ctr, in)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Option, len(steps))
+	out := make([]spec.Option, len(steps))
 	for i, s := range steps {
 		out[i] = s.Option
 	}
@@ -172,7 +173,7 @@ func KubernetesOptions(pod *PodSecurityContext, ctr *SecurityContext, in Kuberne
 
 // KubernetesSteps is KubernetesOptions with each option's name and field,
 // for callers that report or test what applies.
-func KubernetesSteps(pod *PodSecurityContext, ctr *SecurityContext, in KubernetesInputs) ([]Step, error) {
+func KubernetesSteps(pod *PodSecurityContext, ctr *spec.SecurityContext, in KubernetesInputs) ([]Step, error) {
 	t := newTranslation(pod, ctr, in)
 	t.validate()
 	if len(t.errs) > 0 {
@@ -207,8 +208,8 @@ func KubernetesSteps(pod *PodSecurityContext, ctr *SecurityContext, in Kubernete
 // built.
 type translation struct {
 	pod PodSecurityContext
-	ctr SecurityContext
-	eff SecurityContext // pod overlaid with container
+	ctr spec.SecurityContext
+	eff spec.SecurityContext // pod overlaid with container
 	in  KubernetesInputs
 
 	privileged bool
@@ -228,7 +229,7 @@ type resolvedProfile struct {
 	Annotation bool
 }
 
-func newTranslation(pod *PodSecurityContext, ctr *SecurityContext, in KubernetesInputs) *translation {
+func newTranslation(pod *PodSecurityContext, ctr *spec.SecurityContext, in KubernetesInputs) *translation {
 	t := &translation{in: in}
 	if pod != nil {
 		t.pod = *pod
@@ -236,7 +237,7 @@ func newTranslation(pod *PodSecurityContext, ctr *SecurityContext, in Kubernetes
 	if ctr != nil {
 		t.ctr = *ctr
 	}
-	base := SecurityContext{
+	base := spec.SecurityContext{
 		SELinuxOptions:  t.pod.SELinuxOptions,
 		WindowsOptions:  t.pod.WindowsOptions,
 		RunAsUser:       t.pod.RunAsUser,
@@ -344,13 +345,13 @@ func (t *translation) validate() {
 	}
 	if pm := t.ctr.ProcMount; pm != nil {
 		switch *pm {
-		case ProcMountDefault:
-		case ProcMountUnmasked:
+		case spec.ProcMountDefault:
+		case spec.ProcMountUnmasked:
 			if t.in.HostUsers == nil || *t.in.HostUsers {
 				t.fail(t.ctrPath("procMount"), "Unmasked needs a user namespace, and this Pod runs in the host's (hostUsers is not false); set spec.hostUsers: false or use procMount: Default")
 			}
 		default:
-			t.fail(t.ctrPath("procMount"), "unknown value %q%s; use Default or Unmasked", *pm, didYouMean(*pm, []string{ProcMountDefault, ProcMountUnmasked}))
+			t.fail(t.ctrPath("procMount"), "unknown value %q%s; use Default or Unmasked", *pm, didYouMean(*pm, []string{spec.ProcMountDefault, spec.ProcMountUnmasked}))
 		}
 	}
 	if p := t.pod.SupplementalGroupsPolicy; p != nil && *p != "Merge" && *p != "Strict" {
@@ -416,7 +417,7 @@ func (t *translation) validateCapabilities() {
 				t.failErr(fmt.Sprintf("%s[%d]", t.ctrPath("capabilities."+field), i), err)
 				continue
 			}
-			if field == "add" && n != "ALL" && !SupportedByKernel(n) {
+			if field == "add" && n != "ALL" && !spec.SupportedByKernel(n) {
 				t.fail(fmt.Sprintf("%s[%d]", t.ctrPath("capabilities.add"), i), "%s is beyond this node's kernel (its last capability is %s), so no process here can hold it; remove it or run the Pod on a newer kernel", strings.TrimPrefix(n, "CAP_"), kernelLastCapName())
 				continue
 			}
@@ -442,23 +443,23 @@ func normalizeCapabilityField(name string) (string, error) {
 	case t == "":
 		return "", errors.New("empty capability name; remove the entry")
 	}
-	n, err := NormalizeCapability(name)
+	n, err := spec.NormalizeCapability(name)
 	if err == nil {
 		return n, nil
 	}
 	short := make([]string, 0, 48)
-	for _, c := range KnownCapabilities() {
+	for _, c := range spec.KnownCapabilities() {
 		short = append(short, strings.TrimPrefix(c, "CAP_"))
 	}
 	bare := strings.TrimPrefix(strings.ToUpper(strings.TrimSpace(name)), "CAP_")
-	if s := Suggest(bare, short); s != "" {
+	if s := spec.Suggest(bare, short); s != "" {
 		return "", fmt.Errorf("unknown capability %s: did you mean %s?", name, s)
 	}
 	return "", fmt.Errorf("unknown capability %s; capabilities are named like NET_ADMIN or CAP_NET_ADMIN (see capabilities(7))", name)
 }
 
 func kernelLastCapName() string {
-	last, err := lastCap()
+	last, err := spec.LastCapability()
 	if err != nil {
 		return "unknown"
 	}
@@ -527,7 +528,7 @@ func (t *translation) userStep() Step {
 // without /etc/passwd and /etc/group, for callers that only have a
 // manifest: numeric ids stand, the primary group defaults to 0, and a
 // name cannot be resolved at all.
-func withUserNoRootfs(u UserIntent) Option {
+func withUserNoRootfs(u UserIntent) spec.Option {
 	return func(s *specs.Spec) error {
 		// Strict and Merge agree here: without /etc/group there is
 		// nothing to merge.
@@ -573,12 +574,12 @@ func withUserNoRootfs(u UserIntent) Option {
 }
 
 func (t *translation) procMountStep() Step {
-	kind := ProcMountDefault
+	kind := spec.ProcMountDefault
 	if t.ctr.ProcMount != nil {
 		kind = *t.ctr.ProcMount
 	}
 	path := t.ctrPath("procMount")
-	return Step{Name: "procMount", Field: path, Option: wrapField(path, WithProcMount(kind))}
+	return Step{Name: "procMount", Field: path, Option: wrapField(path, spec.WithProcMount(kind))}
 }
 
 func (t *translation) capabilitiesStep() Step {
@@ -586,7 +587,7 @@ func (t *translation) capabilitiesStep() Step {
 		return Step{}
 	}
 	path := t.ctrPath("capabilities")
-	return Step{Name: "capabilities", Field: path, Option: wrapField(path, WithCapabilities(t.add, t.drop))}
+	return Step{Name: "capabilities", Field: path, Option: wrapField(path, spec.WithCapabilities(t.add, t.drop))}
 }
 
 func (t *translation) privilegedStep() Step {
@@ -594,19 +595,19 @@ func (t *translation) privilegedStep() Step {
 		return Step{}
 	}
 	path := t.ctrPath("privileged")
-	var o Option
+	var o spec.Option
 	switch {
 	case t.in.PrivilegedWithoutHostDevices:
 		o = func(s *specs.Spec) error {
-			if err := WithPrivilegedWithoutHostDevices()(s); err != nil {
+			if err := spec.WithPrivilegedWithoutHostDevices()(s); err != nil {
 				return err
 			}
-			return WithAllDevicesAllowed()(s)
+			return spec.WithAllDevicesAllowed()(s)
 		}
 	case t.in.HostDevRoot != "":
 		root := t.in.HostDevRoot
 		o = func(s *specs.Spec) error {
-			for _, o := range []Option{WithPrivilegedWithoutHostDevices(), WithHostDevices(root), WithAllDevicesAllowed()} {
+			for _, o := range []spec.Option{spec.WithPrivilegedWithoutHostDevices(), spec.WithHostDevices(root), spec.WithAllDevicesAllowed()} {
 				if err := o(s); err != nil {
 					return err
 				}
@@ -614,7 +615,7 @@ func (t *translation) privilegedStep() Step {
 			return nil
 		}
 	default:
-		o = WithPrivileged()
+		o = spec.WithPrivileged()
 	}
 	return Step{Name: "privileged", Field: path, Option: wrapField(path, o)}
 }
@@ -625,10 +626,10 @@ func (t *translation) ambientStep() Step {
 	}
 	names := slices.Clone(t.add)
 	if slices.Contains(names, "ALL") {
-		names = AllCapabilities()
+		names = spec.AllCapabilities()
 	}
 	path := t.ctrPath("capabilities.add")
-	return Step{Name: "ambientCapabilities", Field: path, Option: wrapField(path, WithAmbientCapabilities(names))}
+	return Step{Name: "ambientCapabilities", Field: path, Option: wrapField(path, spec.WithAmbientCapabilities(names))}
 }
 
 func (t *translation) noNewPrivilegesStep() Step {
@@ -637,7 +638,7 @@ func (t *translation) noNewPrivilegesStep() Step {
 		return Step{}
 	}
 	path := t.ctrPath("allowPrivilegeEscalation")
-	return Step{Name: "noNewPrivileges", Field: path, Option: WithNoNewPrivileges(!*ape)}
+	return Step{Name: "noNewPrivileges", Field: path, Option: spec.WithNoNewPrivileges(!*ape)}
 }
 
 func (t *translation) readOnlyRootStep() Step {
@@ -646,7 +647,7 @@ func (t *translation) readOnlyRootStep() Step {
 		return Step{}
 	}
 	path := t.ctrPath("readOnlyRootFilesystem")
-	return Step{Name: "readOnlyRootFilesystem", Field: path, Option: wrapField(path, WithReadonlyRootfs(*ro))}
+	return Step{Name: "readOnlyRootFilesystem", Field: path, Option: wrapField(path, spec.WithReadonlyRootfs(*ro))}
 }
 
 // sysctlsStep checks names and values now, so each refusal names its
@@ -666,7 +667,7 @@ func (t *translation) sysctlsStep() Step {
 	first := make(map[string]int, len(list))
 	for i, sc := range list {
 		entry := fmt.Sprintf("%s[%d]", path, i)
-		n := NormalizeSysctlName(sc.Name)
+		n := spec.NormalizeSysctlName(sc.Name)
 		if j, dup := first[n]; dup {
 			t.fail(entry+".name", "%s is already set by sysctls[%d]; keep one", n, j)
 			continue
@@ -679,7 +680,7 @@ func (t *translation) sysctlsStep() Step {
 		m[n] = sc.Value
 	}
 	// WithSysctls names each sysctl first, so the whole path goes in front.
-	sysctls := WithSysctls(t.in.Sysctls, m)
+	sysctls := spec.WithSysctls(t.in.Sysctls, m)
 	return Step{Name: "sysctls", Field: path, Option: func(s *specs.Spec) error {
 		if err := sysctls(s); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
@@ -697,8 +698,8 @@ func (t *translation) sysctlsStep() Step {
 // pair, and a level given replaces the pair.
 func (t *translation) seLinuxStep() Step {
 	o := t.eff.SELinuxOptions
-	given := o != nil && *o != (SELinuxOptions{})
-	enabled := SELinuxEnabled()
+	given := o != nil && *o != (spec.SELinuxOptions{})
+	enabled := spec.SELinuxEnabled()
 	if t.in.SELinux != nil {
 		enabled = *t.in.SELinux
 	}
@@ -710,8 +711,8 @@ func (t *translation) seLinuxStep() Step {
 		if level == "" {
 			level = t.newSELinuxLevel()
 		}
-		opts := SELinuxOptions{Level: level}
-		return Step{Name: "seLinuxOptions", Field: "(the Pod's SELinux label)", Option: WithSELinuxOptions(&opts)}
+		opts := spec.SELinuxOptions{Level: level}
+		return Step{Name: "seLinuxOptions", Field: "(the Pod's SELinux label)", Option: spec.WithSELinuxOptions(&opts)}
 	}
 	path := t.fieldPath("seLinuxOptions", t.ctr.SELinuxOptions != nil)
 	opts := *o
@@ -723,14 +724,14 @@ func (t *translation) seLinuxStep() Step {
 	if opts.Level == "" {
 		opts.Level = t.newSELinuxLevel()
 	}
-	return Step{Name: "seLinuxOptions", Field: path, Option: wrapField(path, WithSELinuxOptions(&opts))}
+	return Step{Name: "seLinuxOptions", Field: path, Option: wrapField(path, spec.WithSELinuxOptions(&opts))}
 }
 
 func (t *translation) newSELinuxLevel() string {
 	if t.in.NewSELinuxLevel != nil {
 		return t.in.NewSELinuxLevel()
 	}
-	return NewMCSLevel()
+	return spec.NewMCSLevel()
 }
 
 // seccompAnnotationsLastMinor is the last Kubernetes minor version in
@@ -788,9 +789,9 @@ func (t *translation) kubernetesMinor() int {
 	if v == "" {
 		v = t.in.Sysctls.KubernetesVersion
 	}
-	m, err := parseKubernetesMinor(v)
+	m, err := spec.ParseKubernetesMinor(v)
 	if err != nil {
-		return newestKnownMinor()
+		return spec.NewestKnownMinor()
 	}
 	return m
 }
@@ -799,7 +800,7 @@ func (t *translation) kubernetesMinor() int {
 // or invalid) and applies the API server's rule, in every version, that
 // an annotation and the field of its level agree; the value must be
 // valid even where it decides nothing.
-func (t *translation) seccompAnnotation(key, v string, field *Profile, inContainer bool) *resolvedProfile {
+func (t *translation) seccompAnnotation(key, v string, field *spec.Profile, inContainer bool) *resolvedProfile {
 	if v == "" {
 		return nil
 	}
@@ -807,7 +808,7 @@ func (t *translation) seccompAnnotation(key, v string, field *Profile, inContain
 	if a == nil || field == nil {
 		return a
 	}
-	if a.Type != field.Type || (a.Type == SeccompLocalhost && (field.LocalhostProfile == nil || *field.LocalhostProfile != a.Localhost)) {
+	if a.Type != field.Type || (a.Type == spec.SeccompLocalhost && (field.LocalhostProfile == nil || *field.LocalhostProfile != a.Localhost)) {
 		t.fail(t.annotationPath(key), "%q contradicts %s (type %s); the API server refuses a Pod whose seccomp annotation and field disagree: remove the annotation, the field decides", v, t.fieldPath("seccompProfile", inContainer), field.Type)
 	}
 	return a
@@ -866,11 +867,11 @@ func (t *translation) resolveAppArmor() *resolvedProfile {
 }
 
 var (
-	seccompTypes  = []string{SeccompRuntimeDefault, SeccompUnconfined, SeccompLocalhost}
-	appArmorTypes = []string{AppArmorRuntimeDefault, AppArmorUnconfined, AppArmorLocalhost}
+	seccompTypes  = []string{spec.SeccompRuntimeDefault, spec.SeccompUnconfined, spec.SeccompLocalhost}
+	appArmorTypes = []string{spec.AppArmorRuntimeDefault, spec.AppArmorUnconfined, spec.AppArmorLocalhost}
 )
 
-func (t *translation) fieldProfile(field string, p *Profile, inContainer bool, types []string) *resolvedProfile {
+func (t *translation) fieldProfile(field string, p *spec.Profile, inContainer bool, types []string) *resolvedProfile {
 	path := t.fieldPath(field, inContainer)
 	r := &resolvedProfile{Type: p.Type, From: path}
 	if !slices.Contains(types, p.Type) {
@@ -930,22 +931,22 @@ func (t *translation) appArmorStep() Step {
 			if !h.Enabled() {
 				return nil
 			}
-			return WithAppArmorRuntimeDefault(h, nil)(s)
+			return spec.WithAppArmorRuntimeDefault(h, nil)(s)
 		}}
 	}
-	var o Option
+	var o spec.Option
 	switch r.Type {
-	case AppArmorRuntimeDefault:
+	case spec.AppArmorRuntimeDefault:
 		if t.privileged {
 			t.warn(r.From, "RuntimeDefault does not apply to a privileged container, as in containerd; use Localhost to confine it")
 			return Step{}
 		}
 		warn := func(msg string) { t.warn(r.From, "%s", strings.TrimPrefix(msg, "appArmorProfile ")) }
-		o = WithAppArmorRuntimeDefault(h, warn)
-	case AppArmorLocalhost:
-		o = WithAppArmorLocalhost(h, r.Localhost)
-	case AppArmorUnconfined:
-		o = WithAppArmorUnconfined()
+		o = spec.WithAppArmorRuntimeDefault(h, warn)
+	case spec.AppArmorLocalhost:
+		o = spec.WithAppArmorLocalhost(h, r.Localhost)
+	case spec.AppArmorUnconfined:
+		o = spec.WithAppArmorUnconfined()
 	}
 	return Step{Name: "appArmorProfile", Field: r.From, Option: wrapField(r.From, o)}
 }
@@ -953,29 +954,29 @@ func (t *translation) appArmorStep() Step {
 func (t *translation) seccompStep() Step {
 	r := t.seccomp
 	if t.privileged {
-		if r != nil && r.Type != SeccompUnconfined {
+		if r != nil && r.Type != spec.SeccompUnconfined {
 			t.warn(r.From, "ignored: a privileged container runs without seccomp, as in containerd")
 		}
-		return Step{Name: "seccompProfile", Field: t.ctrPath("privileged"), Option: WithUnconfinedSeccomp()}
+		return Step{Name: "seccompProfile", Field: t.ctrPath("privileged"), Option: spec.WithUnconfinedSeccomp()}
 	}
 	if r == nil {
 		if t.in.SeccompDefault {
-			return Step{Name: "seccompProfile", Field: "(kubelet --seccomp-default)", Option: WithRuntimeDefaultSeccomp()}
+			return Step{Name: "seccompProfile", Field: "(kubelet --seccomp-default)", Option: spec.WithRuntimeDefaultSeccomp()}
 		}
-		return Step{Name: "seccompProfile", Field: "(unset: Unconfined)", Option: WithUnconfinedSeccomp()}
+		return Step{Name: "seccompProfile", Field: "(unset: Unconfined)", Option: spec.WithUnconfinedSeccomp()}
 	}
-	var o Option
+	var o spec.Option
 	switch r.Type {
-	case SeccompRuntimeDefault:
-		o = WithRuntimeDefaultSeccomp()
-	case SeccompLocalhost:
+	case spec.SeccompRuntimeDefault:
+		o = spec.WithRuntimeDefaultSeccomp()
+	case spec.SeccompLocalhost:
 		root := t.in.SeccompProfileRoot
 		if root == "" {
-			root = DefaultSeccompProfileRoot
+			root = spec.DefaultSeccompProfileRoot
 		}
-		o = WithLocalhostSeccomp(root, r.Localhost)
-	case SeccompUnconfined:
-		o = WithUnconfinedSeccomp()
+		o = spec.WithLocalhostSeccomp(root, r.Localhost)
+	case spec.SeccompUnconfined:
+		o = spec.WithUnconfinedSeccomp()
 	}
 	return Step{Name: "seccompProfile", Field: r.From, Option: wrapField(r.From, o)}
 }
@@ -985,7 +986,7 @@ func (t *translation) seccompStep() Step {
 // name, so the prefix is the path up to the securityContext where that
 // reads naturally ("spec.containers[0].securityContext: seccompProfile
 // Localhost ...").
-func wrapField(path string, o Option) Option {
+func wrapField(path string, o spec.Option) spec.Option {
 	prefix := path
 	if i := strings.LastIndex(path, ".securityContext."); i >= 0 {
 		prefix = path[:i+len(".securityContext")]
@@ -1008,7 +1009,7 @@ func clonePtr[T any](p *T) *T {
 }
 
 func didYouMean(v string, candidates []string) string {
-	if s := Suggest(v, candidates); s != "" && s != v {
+	if s := spec.Suggest(v, candidates); s != "" && s != v {
 		return "; did you mean " + s + "?"
 	}
 	return ""
