@@ -36,7 +36,8 @@ var Settings = []Setting{
 }
 
 // defaultCapabilities is what containerd gives a container that asks for
-// nothing (FACTS §1). It is the suite's own copy on purpose: an
+// nothing (containerd pkg/oci/spec.go defaultUnixCaps). It is the
+// suite's own copy on purpose: an
 // expectation must not move when secrun's list does.
 var defaultCapabilities = []string{
 	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
@@ -194,7 +195,8 @@ func (d *derivation) note(format string, args ...any) {
 }
 
 // deriveRequested builds the model of what the manifest asks for, with
-// containerd's and the kubelet's semantics (FACTS §1): the bundle bare runc
+// containerd's (internal/cri/opts/spec_opts.go) and the kubelet's
+// (pkg/kubelet/kuberuntime/security_context.go) semantics: the bundle bare runc
 // must enforce.
 func deriveRequested(h *hostEnv, sc effectiveSC) (*derivation, error) {
 	d := &derivation{m: &model{}}

@@ -227,7 +227,8 @@ func capList(caps []string) string {
 }
 
 // safeSysctls is the Kubernetes safe set by the minor release that made
-// each sysctl safe (FACTS §1).
+// each sysctl safe (kubernetes pkg/kubelet/sysctl/safe_sysctls.go and
+// pod-security-admission policy/check_sysctls.go).
 var safeSysctls = []struct {
 	name  string
 	since int

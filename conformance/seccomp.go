@@ -20,7 +20,8 @@ import (
 
 // What a seccomp filter does to each probe op is computed from the
 // profile itself: RuntimeDefault is moby's default profile generated for
-// the model's final capabilities (the profile containerd ports, FACTS §1),
+// the model's final capabilities (the profile containerd ports in
+// contrib/seccomp/seccomp_default.go),
 // Localhost is the file the Pod names. The suite evaluates the profile's
 // rules for the exact syscall and arguments each op makes.
 
