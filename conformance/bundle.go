@@ -25,17 +25,7 @@ import (
 // another owner to chmod even in a read-only root (probe README).
 const scratchOwner = 1234
 
-func cloneSpec(s *specs.Spec) (*specs.Spec, error) {
-	b, err := json.Marshal(s)
-	if err != nil {
-		return nil, fmt.Errorf("copy spec: %w", err)
-	}
-	var out specs.Spec
-	if err := json.Unmarshal(b, &out); err != nil {
-		return nil, fmt.Errorf("copy spec: %w", err)
-	}
-	return &out, nil
-}
+func cloneSpec(s *specs.Spec) (*specs.Spec, error) { return spec.Clone(s) }
 
 // makeRootfs builds a probe image in dir. Binaries are hard links to the
 // suite's copies: hundreds of containers per run must not copy megabytes

@@ -1,21 +1,16 @@
 package policy
 
 import (
-	"encoding/json"
-
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/secrun/secrun/spec"
 )
 
-// cloneSpec deep-copies a spec. JSON is the one deep copy that cannot miss
-// a pointer field the runtime-spec adds later.
+// cloneSpec is spec.Clone for a spec that was decoded from JSON, which
+// always encodes again.
 func cloneSpec(s *specs.Spec) *specs.Spec {
-	b, err := json.Marshal(s)
+	out, err := spec.Clone(s)
 	if err != nil {
-		panic("policy: a decoded spec failed to encode: " + err.Error())
-	}
-	out := &specs.Spec{}
-	if err := json.Unmarshal(b, out); err != nil {
-		panic("policy: a spec failed to decode its own encoding: " + err.Error())
+		panic("policy: a decoded spec failed to copy: " + err.Error())
 	}
 	return out
 }

@@ -11,6 +11,7 @@
 package spec
 
 import (
+	"encoding/json"
 	"fmt"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -66,4 +67,18 @@ func ensureCapabilities(s *specs.Spec) *specs.LinuxCapabilities {
 		p.Capabilities = &specs.LinuxCapabilities{}
 	}
 	return p.Capabilities
+}
+
+// Clone deep-copies a spec. JSON is the one deep copy that cannot miss a
+// pointer field the runtime-spec adds later.
+func Clone(s *specs.Spec) (*specs.Spec, error) {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("copy spec: %w", err)
+	}
+	out := &specs.Spec{}
+	if err := json.Unmarshal(b, out); err != nil {
+		return nil, fmt.Errorf("copy spec: %w", err)
+	}
+	return out, nil
 }
