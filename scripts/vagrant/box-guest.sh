@@ -48,6 +48,9 @@ RequiredForOnline=no
 [Network]
 Address=169.254.77.2/24
 ConfigureWithoutCarrier=yes
+# Vagrant restarts systemd-networkd when it sets the hostname; the address
+# must not flap then, or vagrant-libvirt finds no ssh info mid-run.
+KeepConfiguration=static
 LinkLocalAddressing=no
 IPv6AcceptRA=no
 NET
