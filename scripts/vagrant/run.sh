@@ -11,7 +11,8 @@
 # private mount and network namespaces (isolated.sh), so that no libvirt
 # network, bridge or address appears on this machine. The VM is destroyed
 # and libvirtd stopped on every exit; afterwards this script checks that
-# they are gone and that the host has no new address outside 127.0.0.0/8.
+# they are gone, that the host has no new interface and no new address
+# outside 127.0.0.0/8, and that /dev/kvm has its owner and mode.
 #
 # Needs root on Debian 12 amd64. Installs its packages with apt.
 #
@@ -112,8 +113,10 @@ driver=qemu
 # ---- the VM, in private namespaces ----
 host_addrs() { ip -o addr show | awk '{ print $2, $4 }' | sort; }
 host_links() { ip -o link show | awk -F': ' '{ print $2 }' | sort; }
+host_kvm() { stat -c '%U:%G %a' /dev/kvm 2>/dev/null || echo none; }
 host_addrs >"$out/host-addrs.before"
 host_links >"$out/host-links.before"
+kvm_before=$(host_kvm)
 state=$(mktemp -d /var/tmp/secrun-vagrant.XXXXXX)
 finish() {
 	local rc=$?
@@ -153,6 +156,10 @@ leftover() {
 	done < <(comm -13 "$out/host-addrs.before" "$out/host-addrs.after")
 	if comm -13 "$out/host-links.before" "$out/host-links.after" | grep -q .; then
 		vagrant_log "ERROR: new network interfaces on the host: $(comm -13 "$out/host-links.before" "$out/host-links.after" | tr '\n' ' ')"
+		bad=1
+	fi
+	if [ "$(host_kvm)" != "$kvm_before" ]; then
+		vagrant_log "ERROR: /dev/kvm changed from $kvm_before to $(host_kvm)"
 		bad=1
 	fi
 	if [ -f "$state/libvirtd.pid" ] && kill -0 "$(cat "$state/libvirtd.pid")" 2>/dev/null; then
