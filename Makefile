@@ -78,3 +78,14 @@ conformance-vm: deps build
 .PHONY: test-containerd
 test-containerd:
 	@scripts/containerd-test.sh
+
+# The project's Vagrantfile brought up with vagrant-libvirt on this machine,
+# offline: a box built from Debian packages (cached), binaries built here,
+# libvirt and QEMU in private mount and network namespaces (no libvirt
+# network, loopback only), the suite run in the VM, reports in
+# _out/conformance-vagrant, failing on any failed or skipped AppArmor
+# check. The VM and libvirtd are gone afterwards. Needs root; installs
+# vagrant, vagrant-libvirt, libvirt, QEMU and mmdebstrap. See docs/vm.md.
+.PHONY: test-vagrant
+test-vagrant: deps
+	@scripts/vagrant/run.sh

@@ -81,6 +81,13 @@ type observation struct {
 	// namespace the container must not write to, host on the node.
 	outer map[string]sample
 	host  map[string]sample
+	// attempted, when set, is the probe ops the run asked for (a
+	// validity twin asks only for the ops its checks read). An op outside
+	// it reads as a skip, never as a failure: a twin must not validate a
+	// check by leaving its op out.
+	attempted map[string]bool
+	// reads, when set, collects the ops an evaluation asks for.
+	reads map[string]bool
 }
 
 type sample struct {
@@ -112,11 +119,18 @@ func lastLine(s string) string {
 
 // opOf returns a probe op result or a verdict for its absence or skip.
 func (o *observation) opOf(name string) (report.Op, *verdict) {
+	if o.reads != nil {
+		o.reads[name] = true
+	}
 	rep, v := o.started()
 	if v != nil {
 		return report.Op{}, v
 	}
 	op, ok := rep.Ops[name]
+	if !ok && o.attempted != nil && !o.attempted[probeOp(name)] {
+		v := skipf("the probe was not asked for op %s", name)
+		return op, &v
+	}
 	if !ok {
 		v := failf("", "the probe did not report op %s", name)
 		return op, &v

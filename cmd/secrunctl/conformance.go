@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"regexp"
+	"strings"
 	"syscall"
 	"time"
 
@@ -62,6 +64,46 @@ Reports: --report-dir DIR gets report.{json,tap,junit.xml} (validity.* with
 		&cli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "per-container time limit"},
 	},
 	Action: runConformance,
+	Subcommands: []*cli.Command{{
+		Name:  "verify",
+		Usage: "gate CI on reports written elsewhere (a VM): fail on any failed check, or on skipped required settings",
+		Description: `Reads each REPORT (report.json or validity.json of secrunctl conformance
+--report-dir) and exits 1 when a check failed, when the counts disagree
+with the checks listed, or when a setting named by --require had a
+skipped check or none at all. Prints one line per report.`,
+		ArgsUsage: "REPORT.json...",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "require", Usage: "comma-separated settings that must have run, none skipped (e.g. apparmor)"},
+		},
+		Action: verifyConformance,
+	}},
+}
+
+func verifyConformance(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return errors.New("verify needs one or more report files (report.json, validity.json)")
+	}
+	require, err := conformance.ParseSettings(c.String("require"))
+	if err != nil {
+		return fmt.Errorf("--require: %w", err)
+	}
+	bad := 0
+	for _, p := range c.Args().Slice() {
+		r, err := conformance.ReadResult(p)
+		if err != nil {
+			return err
+		}
+		if err := r.Verify(require); err != nil {
+			bad++
+			fmt.Fprintf(os.Stderr, "secrunctl: %s: %s\n", p, strings.ReplaceAll(err.Error(), "\n", "; "))
+			continue
+		}
+		fmt.Printf("%s: %s; ok\n", p, r.CountLine())
+	}
+	if bad > 0 {
+		return cli.Exit("", 1)
+	}
+	return nil
 }
 
 func runConformance(c *cli.Context) error {
