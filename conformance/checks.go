@@ -81,6 +81,9 @@ type observation struct {
 	// namespace the container must not write to, host on the node.
 	outer map[string]sample
 	host  map[string]sample
+	// event is the Kubernetes event that reported the container's failure
+	// (the Kubernetes target only).
+	event string
 }
 
 type sample struct {
@@ -344,6 +347,9 @@ func (d *deriver) refusalCheck(r *refusal) {
 		},
 		brk: &breaker{key: "requested", desc: "the bundle the manifest asks for, run by the delegate without the policy", requested: true},
 	})
+	if d.s.kube != nil {
+		d.add(kubeEventCheck(r, setting))
+	}
 }
 
 // ---- capabilities ----
@@ -494,8 +500,15 @@ func (d *deriver) interestingCaps() []string {
 			}
 		}
 	}
+	// Those the policy changed, either way: the Kubernetes target derives
+	// the same checks from the requested model too (policyDependence).
 	for _, c := range d.req.Caps {
 		if !d.m.hasCap(c) {
+			out = append(out, c)
+		}
+	}
+	for _, c := range d.m.Caps {
+		if !d.req.hasCap(c) {
 			out = append(out, c)
 		}
 	}

@@ -3,6 +3,7 @@ package conformance
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/secrun/secrun/spec"
@@ -135,6 +136,30 @@ const (
 	annSeccompContainerPrefix = "container.seccomp.security.alpha.kubernetes.io/"
 	annAppArmorPrefix         = "container.apparmor.security.beta.kubernetes.io/"
 )
+
+// honouredAnnotations drops the legacy seccomp annotations for a
+// Kubernetes version that no longer reads them (1.27 and later), and
+// returns the keys it dropped. The bundle suite has no version and keeps
+// them, as manifest.Translate does.
+func (s *suite) honouredAnnotations(ann map[string]string) (map[string]string, []string) {
+	if s.kubeMinor < 27 {
+		return ann, nil
+	}
+	var kept map[string]string
+	var ignored []string
+	for k, v := range ann {
+		if k == annSeccompPod || strings.HasPrefix(k, annSeccompContainerPrefix) {
+			ignored = append(ignored, k)
+			continue
+		}
+		if kept == nil {
+			kept = map[string]string{}
+		}
+		kept[k] = v
+	}
+	slices.Sort(ignored)
+	return kept, ignored
+}
 
 // effectiveSC is a container's security context with the Pod's merged in,
 // container fields winning, as the kubelet merges them.
