@@ -144,7 +144,10 @@ func runKubernetes(ctx context.Context, opts Options) (*Result, error) {
 	}
 	var jobs []job
 	for _, p := range pods {
-		if !slices.ContainsFunc(p.crs, func(cr *containerRun) bool { return live[cr] }) {
+		// A Pod with nothing to check is not run, except in the validity
+		// mode, where the plain Pods are what the secrun containers'
+		// checks are shown to fail against.
+		if !opts.Validity && !slices.ContainsFunc(p.crs, func(cr *containerRun) bool { return live[cr] }) {
 			continue
 		}
 		jobs = append(jobs, job{cr: p.crs[0], run: func(ctx context.Context) { s.runPod(ctx, p, live) }})
