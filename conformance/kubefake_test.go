@@ -151,7 +151,7 @@ func TestKubernetesTargetFlow(t *testing.T) {
 	os.WriteFile(cfg, []byte(GeneratedConfig("runc", "off", "/nonexistent")), 0o644)
 	opts := Options{Target: TargetKubernetes, ConfigPath: cfg, ProbePath: probe, ReportDir: reports, Parallel: 2,
 		Cases: []string{"restricted-root-refused", "run-as-user", "pod-and-container-levels"},
-		Kube:  KubeOptions{Kubectl: exe, Kubeconfig: cfg, SeccompProfileRoot: filepath.Join(dir, "no-such-dir")}}
+		Kube:  KubeOptions{Kubectl: exe, Kubeconfig: cfg, SeccompProfileRoot: filepath.Join(dir, "no-such-dir", "seccomp")}}
 	res, err := Run(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)

@@ -81,6 +81,8 @@ type kubeTarget struct {
 	noLocalhost string
 	// profileWritten is the Localhost profile the run put on the node.
 	profileWritten string
+	// dirMade is the seccomp directory the run made.
+	dirMade string
 	mu             sync.Mutex
 	created        []string
 }
@@ -415,13 +417,22 @@ func WriteProbeImage(opts Options, path string) (string, error) {
 }
 
 // placeProfile puts the suite's Localhost seccomp profile where the
-// kubelet resolves localhostProfile. Only an existing directory is
-// used: the target does not create the kubelet's directories.
+// kubelet resolves localhostProfile (<root-dir>/seccomp/<name>). The
+// seccomp directory is made inside an existing kubelet root directory
+// (the kubelet does not make it) and removed again; a missing root
+// directory means this machine is not the node.
 func (t *kubeTarget) placeProfile(src string) {
 	dir := t.opts.SeccompProfileRoot
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		t.noLocalhost = fmt.Sprintf("the kubelet's seccomp directory %s does not exist on this machine, so the Localhost profile cannot be placed (pass --seccomp-profile-root <kubelet root-dir>/seccomp)", dir)
+	if fi, err := os.Stat(filepath.Dir(dir)); err != nil || !fi.IsDir() {
+		t.noLocalhost = fmt.Sprintf("the kubelet's root directory %s does not exist on this machine, so the Localhost profile cannot be placed (pass --seccomp-profile-root <kubelet root-dir>/seccomp)", filepath.Dir(dir))
 		return
+	}
+	if _, err := os.Stat(dir); err != nil {
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.noLocalhost = fmt.Sprintf("make the kubelet's seccomp directory: %v", err)
+			return
+		}
+		t.dirMade = dir
 	}
 	dst := filepath.Join(dir, LocalhostProfileName)
 	body, err := os.ReadFile(filepath.Join(src, LocalhostProfileName))
@@ -488,6 +499,10 @@ func (s *suite) kubeCleanup() {
 	}
 	if t.profileWritten != "" {
 		os.Remove(t.profileWritten)
+	}
+	if t.dirMade != "" {
+		// Only if empty: the kubelet's own files stay.
+		os.Remove(t.dirMade)
 	}
 	if !s.opts.Keep {
 		os.RemoveAll(s.work)
