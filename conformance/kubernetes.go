@@ -83,8 +83,8 @@ type kubeTarget struct {
 	profileWritten string
 	// dirMade is the seccomp directory the run made.
 	dirMade string
-	mu             sync.Mutex
-	created        []string
+	mu      sync.Mutex
+	created []string
 }
 
 type kubeClass struct{ name, handler, policy string }
