@@ -73,8 +73,9 @@ conformance-vm: deps build
 # socket, root and state): ctr and CRI Pods through the handlers
 # `secrunctl install containerd` writes, the policy checked inside the
 # containers, refusals checked in the client's output. Also the installer
-# and deploy/ manifest tests. Needs root; installs containerd,
-# containernetworking-plugins and crictl. See scripts/containerd-test.sh.
+# and deploy/ manifest tests. Needs root; installs containerd and crictl.
+# Pods get their network from integration/loopnet (127.0.0.0/8 inside
+# each Pod's namespace). See scripts/containerd-test.sh.
 .PHONY: test-containerd
 test-containerd:
 	@scripts/containerd-test.sh
