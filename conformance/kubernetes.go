@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -83,8 +82,6 @@ type kubeTarget struct {
 	profileWritten string
 	// dirMade is the seccomp directory the run made.
 	dirMade string
-	mu      sync.Mutex
-	created []string
 }
 
 type kubeClass struct{ name, handler, policy string }
