@@ -159,7 +159,7 @@ func runKubernetes(ctx context.Context, opts Options) (*Result, error) {
 	res := s.result(runs, start)
 	res.Runtime = fmt.Sprintf("Kubernetes %s node %s", s.kube.version, s.kube.node)
 	res.RuntimeKind = TargetKubernetes
-	res.Delegate = ""
+	res.Delegate, res.Config = "", s.configPath
 	if s.opts.Keep {
 		res.WorkDir = s.work
 	}
