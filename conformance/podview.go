@@ -132,9 +132,7 @@ func splitYAMLDocuments(data []byte) [][]byte {
 // fields existed; the user's text still describes seccomp and AppArmor as
 // annotations.
 const (
-	annSeccompPod             = "seccomp.security.alpha.kubernetes.io/pod"
-	annSeccompContainerPrefix = "container.seccomp.security.alpha.kubernetes.io/"
-	annAppArmorPrefix         = "container.apparmor.security.beta.kubernetes.io/"
+	annAppArmorPrefix = "container.apparmor.security.beta.kubernetes.io/"
 )
 
 // honouredAnnotations drops the legacy seccomp annotations for a
@@ -196,13 +194,11 @@ func mergeSecurityContext(ps *podSpecView, ann map[string]string, c *containerVi
 		e.Sysctls = p.Sysctls
 		e.SELinux, e.Seccomp, e.AppArmor = p.SELinuxOptions, p.SeccompProfile, p.AppArmorProfile
 	}
-	// Annotations are older than the fields and lose to them.
-	if e.Seccomp == nil {
-		e.Seccomp = legacyProfile(ann[annSeccompPod])
-	}
-	if v, ok := ann[annSeccompContainerPrefix+c.Name]; ok {
-		e.Seccomp = legacyProfile(v)
-	}
+	// The seccomp annotations decide nothing in the Kubernetes the suite
+	// models (the newest): the kubelet stopped reading them in 1.25 and
+	// the API server stopped copying them into the fields in 1.27
+	// (kubernetes PRs 109819, 114947). The AppArmor one is still synced
+	// with its field.
 	if v, ok := ann[annAppArmorPrefix+c.Name]; ok {
 		e.AppArmor = legacyProfile(v)
 	}

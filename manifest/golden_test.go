@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -45,8 +46,14 @@ func parseFile(t testing.TB, rel string) []*Workload {
 // generated from the host's kernel version.
 func goldenOptions(t testing.TB) Options {
 	selinux := true
+	n := 0
 	return Options{
-		SELinux:                      &selinux,
+		SELinux: &selinux,
+		// Deterministic pairs, drawn in order: the Pod's first.
+		NewSELinuxLevel: func() string {
+			n++
+			return fmt.Sprintf("s0:c%d,c%d", n, n+100)
+		},
 		RootfsPath:                   "rootfs",
 		ImageRootfs:                  testdata(t, "rootfs"),
 		SeccompProfileRoot:           testdata(t, "seccomp"),

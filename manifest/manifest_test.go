@@ -412,10 +412,19 @@ func TestTranslatePodLevel(t *testing.T) {
 		{name: "legacy AppArmor annotation on a node without AppArmor",
 			doc:    "metadata:\n  annotations:\n    container.apparmor.security.beta.kubernetes.io/c: localhost/k8s-x\nspec:\n  containers:\n  - {name: c, image: x}\n",
 			errHas: `metadata.annotations["container.apparmor.security.beta.kubernetes.io/c"]: appArmorProfile Localhost "k8s-x": AppArmor is not enabled`},
-		{name: "legacy seccomp annotation", doc: "metadata:\n  annotations:\n    seccomp.security.alpha.kubernetes.io/pod: localhost/deny-chmod.json\nspec:\n  containers:\n  - {name: c, image: x}\n",
+		{name: "legacy seccomp annotation, Kubernetes 1.26", opts: Options{KubernetesVersion: "1.26"}, doc: "metadata:\n  annotations:\n    seccomp.security.alpha.kubernetes.io/pod: localhost/deny-chmod.json\nspec:\n  containers:\n  - {name: c, image: x}\n",
 			check: func(t *testing.T, b ContainerBundle) {
 				if b.Spec.Linux.Seccomp == nil || b.Spec.Linux.Seccomp.DefaultAction != specs.ActAllow {
 					t.Errorf("seccomp %+v", b.Spec.Linux.Seccomp)
+				}
+			}},
+		{name: "legacy seccomp annotation, newest Kubernetes: ignored, said so", doc: "metadata:\n  annotations:\n    seccomp.security.alpha.kubernetes.io/pod: localhost/deny-chmod.json\nspec:\n  containers:\n  - {name: c, image: x}\n",
+			check: func(t *testing.T, b ContainerBundle) {
+				if b.Spec.Linux.Seccomp != nil {
+					t.Errorf("seccomp %+v", b.Spec.Linux.Seccomp)
+				}
+				if len(b.Warnings) != 1 || !strings.Contains(b.Warnings[0], `metadata.annotations["seccomp.security.alpha.kubernetes.io/pod"]: ignored: Kubernetes 1.27 and later`) {
+					t.Errorf("warnings %q", b.Warnings)
 				}
 			}},
 		{name: "a relative root.path with an absolute image rootfs", doc: "spec:\n  containers:\n  - {name: c, image: x}\n",
@@ -545,5 +554,65 @@ func TestSeedFilesParse(t *testing.T) {
 		if (err != nil) != wantErr {
 			t.Errorf("%s: err = %v", filepath.Base(f), err)
 		}
+	}
+}
+
+// TestTranslateSELinuxPodPair: on an SELinux node every container is
+// labelled; those without seLinuxOptions share the Pod's pair, one with
+// options gets a pair of its own, as containerd's go-selinux InitLabels.
+func TestTranslateSELinuxPodPair(t *testing.T) {
+	ws, err := Parse([]byte("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - {name: c, image: x}\n  - {name: d, image: x}\n  - {name: e, image: x, securityContext: {seLinuxOptions: {type: container_init_t}}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	on := true
+	bs, err := Translate(ws[0], Options{SELinux: &on})
+	if err != nil || len(bs) != 3 {
+		t.Fatalf("%d bundles, %v", len(bs), err)
+	}
+	level := func(b ContainerBundle) string {
+		parts := strings.SplitN(b.Spec.Process.SelinuxLabel, ":", 4)
+		if len(parts) != 4 {
+			t.Fatalf("%s: label %q", b.Name, b.Spec.Process.SelinuxLabel)
+		}
+		return parts[3]
+	}
+	if !strings.HasPrefix(bs[0].Spec.Process.SelinuxLabel, "system_u:system_r:container_t:s0:c") {
+		t.Errorf("label %q", bs[0].Spec.Process.SelinuxLabel)
+	}
+	if level(bs[0]) != level(bs[1]) || level(bs[2]) == level(bs[0]) || !strings.Contains(bs[2].Spec.Process.SelinuxLabel, ":container_init_t:") {
+		t.Errorf("labels %q %q %q", bs[0].Spec.Process.SelinuxLabel, bs[1].Spec.Process.SelinuxLabel, bs[2].Spec.Process.SelinuxLabel)
+	}
+}
+
+// TestTranslateEphemeralContainers: ephemeral containers are translated
+// like the others, last, with their securityContext, and join their
+// target's PID namespace when its path is known.
+func TestTranslateEphemeralContainers(t *testing.T) {
+	ws := parseFile(t, "ephemeral-debug.yaml")
+	bs, err := Translate(ws[0], Options{})
+	if err != nil || len(bs) != 2 {
+		t.Fatalf("%d bundles, %v", len(bs), err)
+	}
+	d := bs[1]
+	if d.Name != "debugger" || d.Path != "spec.ephemeralContainers[0]" || !d.Ephemeral || d.Init || d.Index != 0 {
+		t.Fatalf("bundle %+v", d)
+	}
+	if !slices.Contains(d.Spec.Process.Capabilities.Bounding, "CAP_SYS_ADMIN") {
+		t.Errorf("securityContext not applied: %v", d.Spec.Process.Capabilities.Bounding)
+	}
+	if len(d.Warnings) != 1 || !strings.Contains(d.Warnings[0], "spec.ephemeralContainers[0].targetContainerName: on a node this container joins app's process namespace") {
+		t.Errorf("warnings %q", d.Warnings)
+	}
+	bs, err = Translate(ws[0], Options{Containers: []string{"debugger"}, ContainerPIDNamespaces: map[string]string{"app": "/proc/42/ns/pid"}})
+	if err != nil || len(bs) != 1 {
+		t.Fatalf("%d bundles, %v", len(bs), err)
+	}
+	joined := false
+	for _, n := range bs[0].Spec.Linux.Namespaces {
+		joined = joined || n.Type == specs.PIDNamespace && n.Path == "/proc/42/ns/pid"
+	}
+	if !joined || len(bs[0].Warnings) != 0 {
+		t.Errorf("namespaces %+v, warnings %q", bs[0].Spec.Linux.Namespaces, bs[0].Warnings)
 	}
 }

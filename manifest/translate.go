@@ -3,6 +3,7 @@ package manifest
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -29,8 +30,9 @@ type Options struct {
 	ImageUser  string
 	ImageUsers map[string]string
 
-	// KubernetesVersion picks the sysctl safe set ("1.31"); "" means the
-	// newest the spec package knows.
+	// KubernetesVersion picks the sysctl safe set ("1.31") and whether the
+	// legacy seccomp annotations count (up to 1.26); "" means the newest
+	// the spec package knows.
 	KubernetesVersion string
 	// AllowedUnsafeSysctls is the kubelet's --allowed-unsafe-sysctls:
 	// names or prefixes ending in "*".
@@ -45,8 +47,14 @@ type Options struct {
 	AppArmor spec.AppArmorHost
 	// SELinux says whether the node has SELinux; nil asks the kernel.
 	// Without it seLinuxOptions are left out with a warning, as containerd
-	// does.
+	// does; with it every container is labelled, by default with type
+	// container_t and the Pod's MCS pair.
 	SELinux *bool
+	// SELinuxLevel is the Pod's MCS level, shared by the containers that
+	// give no seLinuxOptions; "" draws one per Pod. NewSELinuxLevel draws
+	// levels (nil: spec.NewMCSLevel).
+	SELinuxLevel    string
+	NewSELinuxLevel func() string
 	// AmbientCapabilities opts in to raising a non-root container's added
 	// capabilities into its ambient set (beyond containerd).
 	AmbientCapabilities bool
@@ -57,6 +65,10 @@ type Options struct {
 
 	// NamespacePaths joins existing namespaces (a sandbox's) by type.
 	NamespacePaths map[specs.LinuxNamespaceType]string
+	// ContainerPIDNamespaces are the PID namespace paths of the Pod's
+	// running containers by name, which an ephemeral container with that
+	// targetContainerName joins.
+	ContainerPIDNamespaces map[string]string
 	// CgroupNamespace gives each container a cgroup namespace, as
 	// containerd does on cgroup v2 hosts.
 	CgroupNamespace bool
@@ -69,7 +81,7 @@ type Options struct {
 	NodeName string
 
 	// Containers limits the translation to these container names; nil
-	// means every container, init containers first.
+	// means every container: init containers first, ephemeral ones last.
 	Containers []string
 }
 
@@ -86,8 +98,9 @@ type ContainerBundle struct {
 	// Path is the container's field path in the document,
 	// "spec.containers[0]" or "spec.initContainers[1]".
 	Path string
-	// Init is true for init containers (sidecars included).
-	Init bool
+	// Init is true for init containers (sidecars included), Ephemeral for
+	// ephemeral containers.
+	Init, Ephemeral bool
 	// Index is the container's position in its list.
 	Index int
 	// Image is the container's image, as written.
@@ -114,7 +127,7 @@ const (
 const PassedAnnotationPrefix = "secrun.dev/"
 
 // Translate returns one OCI spec per container of w, init containers
-// first, in manifest order.
+// first and ephemeral containers last, in manifest order.
 //
 // Each spec is spec.DefaultSpec for the Pod's namespaces, hostname,
 // command, environment and working directory, with the Pod's and the
@@ -135,17 +148,26 @@ func Translate(w *Workload, opts Options) ([]ContainerBundle, error) {
 		return nil, fmt.Errorf("%s: %s.os.name: windows; a Linux node cannot run Windows containers", w, w.PodPath)
 	}
 	type ref struct {
-		c     *corev1.Container
-		path  string
-		init  bool
-		index int
+		c         *corev1.Container
+		path      string
+		init      bool
+		index     int
+		ephemeral *corev1.EphemeralContainer
 	}
 	var all []ref
 	for i := range ps.InitContainers {
-		all = append(all, ref{&ps.InitContainers[i], fmt.Sprintf("%s.initContainers[%d]", w.PodPath, i), true, i})
+		all = append(all, ref{c: &ps.InitContainers[i], path: fmt.Sprintf("%s.initContainers[%d]", w.PodPath, i), init: true, index: i})
 	}
 	for i := range ps.Containers {
-		all = append(all, ref{&ps.Containers[i], fmt.Sprintf("%s.containers[%d]", w.PodPath, i), false, i})
+		all = append(all, ref{c: &ps.Containers[i], path: fmt.Sprintf("%s.containers[%d]", w.PodPath, i), index: i})
+	}
+	// Ephemeral containers (kubectl debug) have a securityContext and go
+	// through the same CRI path as the others (kubelet
+	// pkg/kubelet/kuberuntime/kuberuntime_container.go, startContainer).
+	for i := range ps.EphemeralContainers {
+		e := &ps.EphemeralContainers[i]
+		c := corev1.Container(e.EphemeralContainerCommon)
+		all = append(all, ref{c: &c, path: fmt.Sprintf("%s.ephemeralContainers[%d]", w.PodPath, i), index: i, ephemeral: e})
 	}
 	if len(opts.Containers) > 0 {
 		names := make([]string, len(all))
@@ -169,13 +191,42 @@ func Translate(w *Workload, opts Options) ([]ContainerBundle, error) {
 		out  []ContainerBundle
 		errs []error
 	)
+	// One pair for the Pod, as containerd draws one for its sandbox and
+	// copies it to each container that asks for no label of its own.
+	if opts.SELinuxLevel == "" {
+		if opts.NewSELinuxLevel != nil {
+			opts.SELinuxLevel = opts.NewSELinuxLevel()
+		} else {
+			opts.SELinuxLevel = spec.NewMCSLevel()
+		}
+	}
 	for _, r := range all {
-		b, err := translateContainer(w, r.c, r.path, opts)
+		o := opts
+		target := ""
+		if r.ephemeral != nil {
+			target = r.ephemeral.TargetContainerName
+		}
+		if target != "" && !sharesProcessNamespace(ps) {
+			// containerd joins the target container's PID namespace
+			// (NamespaceMode TARGET, WithPodNamespaces); a bundle can only
+			// join it by path.
+			if p, ok := opts.ContainerPIDNamespaces[target]; ok {
+				o.NamespacePaths = maps.Clone(opts.NamespacePaths)
+				if o.NamespacePaths == nil {
+					o.NamespacePaths = map[specs.LinuxNamespaceType]string{}
+				}
+				o.NamespacePaths[specs.PIDNamespace] = p
+			}
+		}
+		b, err := translateContainer(w, r.c, r.path, o)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", w, err))
 			continue
 		}
-		b.Init, b.Index = r.init, r.index
+		if target != "" && !sharesProcessNamespace(ps) && o.NamespacePaths[specs.PIDNamespace] == "" {
+			b.Warnings = append(b.Warnings, fmt.Sprintf("%s.targetContainerName: on a node this container joins %s's process namespace; the bundle has one of its own (give the path with ContainerPIDNamespaces to join it)", r.path, target))
+		}
+		b.Init, b.Index, b.Ephemeral = r.init, r.index, r.ephemeral != nil
 		out = append(out, *b)
 	}
 	return out, errors.Join(errs...)
@@ -247,11 +298,14 @@ func translateContainer(w *Workload, c *corev1.Container, path string, opts Opti
 		MetadataPath:                 w.MetaPath,
 		RootfsPath:                   opts.ImageRootfs,
 		ImageUser:                    imageUser,
+		KubernetesVersion:            opts.KubernetesVersion,
 		Sysctls:                      spec.SysctlPolicy{KubernetesVersion: opts.KubernetesVersion, AllowedUnsafe: opts.AllowedUnsafeSysctls},
 		SeccompProfileRoot:           opts.SeccompProfileRoot,
 		SeccompDefault:               opts.SeccompDefault,
 		AppArmor:                     opts.AppArmor,
 		SELinux:                      opts.SELinux,
+		SELinuxLevel:                 opts.SELinuxLevel,
+		NewSELinuxLevel:              opts.NewSELinuxLevel,
 		Annotations:                  w.PodMeta.Annotations,
 		HostUsers:                    ps.HostUsers,
 		AmbientCapabilities:          opts.AmbientCapabilities,
@@ -392,4 +446,8 @@ func expandVars(s string, lookup func(string) (string, bool)) string {
 		}
 	}
 	return b.String()
+}
+
+func sharesProcessNamespace(ps *corev1.PodSpec) bool {
+	return ps.ShareProcessNamespace != nil && *ps.ShareProcessNamespace
 }

@@ -36,8 +36,9 @@ type Sysctl struct {
 }
 
 // Legacy annotations, from before seccomp and AppArmor had fields. The
-// kubelet still honours them when the field is absent, and the text this
-// project started from teaches them.
+// AppArmor one is still synced with its field (field first); the seccomp
+// ones decide only up to Kubernetes 1.26 (see resolveSeccomp), though
+// the text this project started from teaches them.
 const (
 	SeccompPodAnnotation              = "seccomp.security.alpha.kubernetes.io/pod"
 	SeccompContainerAnnotationPrefix  = "container.seccomp.security.alpha.kubernetes.io/"
@@ -81,6 +82,10 @@ type KubernetesInputs struct {
 
 	// Annotations are the Pod's, for the legacy seccomp and AppArmor keys.
 	Annotations map[string]string
+	// KubernetesVersion decides whether the legacy seccomp annotations
+	// count (up to 1.26); "" means Sysctls.KubernetesVersion, and if that
+	// is empty too, the newest version known.
+	KubernetesVersion string
 	// HostUsers is the Pod's hostUsers; nil means true (no user
 	// namespace).
 	HostUsers *bool
@@ -98,6 +103,13 @@ type KubernetesInputs struct {
 
 	// SELinux says whether the node has SELinux; nil asks the kernel.
 	SELinux *bool
+	// SELinuxLevel is the Pod's MCS level ("s0:c12,c345"), which its
+	// sandbox and every container without seLinuxOptions share; "" draws
+	// one.
+	SELinuxLevel string
+	// NewSELinuxLevel draws MCS levels; nil means NewMCSLevel. Tests make
+	// it deterministic.
+	NewSELinuxLevel func() string
 	// Warn receives what is ignored or skipped, and why; nil drops it.
 	Warn func(string)
 }
@@ -676,44 +688,147 @@ func (t *translation) sysctlsStep() Step {
 	}}
 }
 
+// seLinuxStep labels the container as containerd does on an SELinux
+// node: every container gets a label, seLinuxOptions or not. Without
+// options it inherits its sandbox's, type container_t and the Pod's MCS
+// pair (containerd copies the sandbox's label, DupSecOpt, in
+// internal/cri/server/container_create.go); with options, go-selinux's
+// InitLabels fills what they leave out from container_t and a fresh
+// pair, and a level given replaces the pair.
 func (t *translation) seLinuxStep() Step {
 	o := t.eff.SELinuxOptions
-	if o == nil || *o == (SELinuxOptions{}) {
-		return Step{}
-	}
-	path := t.fieldPath("seLinuxOptions", t.ctr.SELinuxOptions != nil)
+	given := o != nil && *o != (SELinuxOptions{})
 	enabled := SELinuxEnabled()
 	if t.in.SELinux != nil {
 		enabled = *t.in.SELinux
 	}
+	if !given {
+		if !enabled {
+			return Step{}
+		}
+		level := t.in.SELinuxLevel
+		if level == "" {
+			level = t.newSELinuxLevel()
+		}
+		opts := SELinuxOptions{Level: level}
+		return Step{Name: "seLinuxOptions", Field: "(the Pod's SELinux label)", Option: WithSELinuxOptions(&opts)}
+	}
+	path := t.fieldPath("seLinuxOptions", t.ctr.SELinuxOptions != nil)
 	opts := *o
 	if !enabled {
 		t.warn(path, "ignored: SELinux is not enabled on this node (containerd leaves the labels out, and runc would refuse a labelled process)")
 		// Still refuse what could never be a label.
 		return Step{Name: "seLinuxOptions", Field: path, Option: wrapField(path, func(*specs.Spec) error { return opts.Validate() })}
 	}
+	if opts.Level == "" {
+		opts.Level = t.newSELinuxLevel()
+	}
 	return Step{Name: "seLinuxOptions", Field: path, Option: wrapField(path, WithSELinuxOptions(&opts))}
 }
 
+func (t *translation) newSELinuxLevel() string {
+	if t.in.NewSELinuxLevel != nil {
+		return t.in.NewSELinuxLevel()
+	}
+	return NewMCSLevel()
+}
+
+// seccompAnnotationsLastMinor is the last Kubernetes minor version in
+// which the legacy seccomp annotations decided anything. Up to 1.24 the
+// kubelet read them itself; 1.25 stopped that (kubernetes PR 109819) but
+// the API server still copied each annotation into its level's
+// seccompProfile field when that field was unset, at Pod creation
+// (applySeccompVersionSkew, pkg/registry/core/pod/strategy.go); 1.27
+// removed the copying (PR 114947). Every version refuses a Pod whose
+// annotation and field at one level disagree
+// (validateSeccompAnnotationsAndFieldsMatch, pkg/apis/core/validation).
+const seccompAnnotationsLastMinor = 26
+
 // resolveSeccomp picks the profile the kubelet would: the container's
-// field, else the container's legacy annotation, else the Pod's field,
-// else the Pod's legacy annotation.
+// field, else the Pod's; up to Kubernetes 1.26 an annotation stands in
+// for the field of its level where that field is unset (the API server
+// copied it there), so the order is container field, container
+// annotation, Pod field, Pod annotation. From 1.27 the annotations decide
+// nothing, and each one present is reported as ignored.
 func (t *translation) resolveSeccomp() *resolvedProfile {
 	ann := t.in.Annotations
 	ctrKey := SeccompContainerAnnotationPrefix + t.in.ContainerName
+	ctrAnn := ""
+	if t.in.ContainerName != "" {
+		ctrAnn = ann[ctrKey]
+	}
+	podAnn := ann[SeccompPodAnnotation]
+	ctrA := t.seccompAnnotation(ctrKey, ctrAnn, t.ctr.SeccompProfile, true)
+	podA := t.seccompAnnotation(SeccompPodAnnotation, podAnn, t.pod.SeccompProfile, false)
+	honoured := t.kubernetesMinor() <= seccompAnnotationsLastMinor
 	var r *resolvedProfile
 	switch {
 	case t.ctr.SeccompProfile != nil:
 		r = t.fieldProfile("seccompProfile", t.ctr.SeccompProfile, true, seccompTypes)
-	case t.in.ContainerName != "" && ann[ctrKey] != "":
-		r = t.annotationProfile(ctrKey, ann[ctrKey], true)
+	case honoured && ctrA != nil:
+		r = ctrA
 	case t.pod.SeccompProfile != nil:
 		r = t.fieldProfile("seccompProfile", t.pod.SeccompProfile, false, seccompTypes)
-	case ann[SeccompPodAnnotation] != "":
-		r = t.annotationProfile(SeccompPodAnnotation, ann[SeccompPodAnnotation], true)
+	case honoured && podA != nil:
+		r = podA
+	}
+	if !honoured {
+		t.warnSeccompAnnotationsIgnored(r, []string{ctrKey, ctrAnn}, []string{SeccompPodAnnotation, podAnn})
+		return r
 	}
 	t.warnSuperseded(r, "seccomp", ctrKey, SeccompPodAnnotation)
 	return r
+}
+
+// kubernetesMinor is the minor version translated for; an invalid one
+// has been refused by the sysctl policy's validation already, and counts
+// as the newest here.
+func (t *translation) kubernetesMinor() int {
+	v := t.in.KubernetesVersion
+	if v == "" {
+		v = t.in.Sysctls.KubernetesVersion
+	}
+	m, err := parseKubernetesMinor(v)
+	if err != nil {
+		return newestKnownMinor()
+	}
+	return m
+}
+
+// seccompAnnotation parses a legacy seccomp annotation (nil when absent
+// or invalid) and applies the API server's rule, in every version, that
+// an annotation and the field of its level agree; the value must be
+// valid even where it decides nothing.
+func (t *translation) seccompAnnotation(key, v string, field *Profile, inContainer bool) *resolvedProfile {
+	if v == "" {
+		return nil
+	}
+	a := t.annotationProfile(key, v, true)
+	if a == nil || field == nil {
+		return a
+	}
+	if a.Type != field.Type || (a.Type == SeccompLocalhost && (field.LocalhostProfile == nil || *field.LocalhostProfile != a.Localhost)) {
+		t.fail(t.annotationPath(key), "%q contradicts %s (type %s); the API server refuses a Pod whose seccomp annotation and field disagree: remove the annotation, the field decides", v, t.fieldPath("seccompProfile", inContainer), field.Type)
+	}
+	return a
+}
+
+// warnSeccompAnnotationsIgnored says, for a Kubernetes that no longer
+// reads them, which annotations are ignored and what runs instead.
+func (t *translation) warnSeccompAnnotationsIgnored(r *resolvedProfile, pairs ...[]string) {
+	for _, kv := range pairs {
+		if kv[1] == "" {
+			continue
+		}
+		what := "no seccomp profile (Unconfined)"
+		switch {
+		case r != nil:
+			what = "the profile of " + r.From
+		case t.in.SeccompDefault:
+			what = "RuntimeDefault, from the kubelet's --seccomp-default"
+		}
+		t.warn(t.annotationPath(kv[0]), "ignored: Kubernetes 1.27 and later ignore the seccomp annotations (the kubelet since 1.25), so the container runs with %s; set securityContext.seccompProfile instead", what)
+	}
 }
 
 // warnSuperseded says when a field made a legacy annotation moot. One

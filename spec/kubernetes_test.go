@@ -2,6 +2,7 @@ package spec
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -562,6 +563,13 @@ func TestKubernetesSeccomp(t *testing.T) {
 			}
 		}
 	}
+	at := func(version string, f func(*KubernetesInputs)) func(*KubernetesInputs) {
+		return func(in *KubernetesInputs) {
+			f(in)
+			in.KubernetesVersion = version
+		}
+	}
+	v126 := func(f func(*KubernetesInputs)) func(*KubernetesInputs) { return at("1.26", f) }
 	runK8sCases(t, []k8sCase{
 		{name: "unset is Unconfined", check: none},
 		{name: "unset with --seccomp-default is RuntimeDefault", in: func(in *KubernetesInputs) { in.SeccompDefault = true }, check: isDefault},
@@ -608,22 +616,54 @@ func TestKubernetesSeccomp(t *testing.T) {
 			errHas: []string{"spec.securityContext.seccompProfile.localhostProfile: may only be set when type is Localhost"}},
 		{name: "unknown type", ctr: &SecurityContext{SeccompProfile: &Profile{Type: "runtimedefault"}},
 			errHas: []string{`seccompProfile.type: unknown value "runtimedefault"; did you mean RuntimeDefault?`}},
-		{name: "legacy pod annotation runtime/default", in: ann(SeccompPodAnnotation, "runtime/default"), check: isDefault},
-		{name: "legacy pod annotation docker/default", in: ann(SeccompPodAnnotation, "docker/default"), check: isDefault},
-		{name: "legacy container annotation wins over the pod annotation",
-			in: ann(SeccompPodAnnotation, "runtime/default", SeccompContainerAnnotationPrefix+"app", "localhost/oci.json"), check: isOCI, noWarn: true},
-		{name: "another container's annotation does not apply",
-			in: ann(SeccompContainerAnnotationPrefix+"other", "localhost/oci.json"), check: none},
-		{name: "legacy container annotation unconfined over pod RuntimeDefault annotation",
-			in: ann(SeccompPodAnnotation, "runtime/default", SeccompContainerAnnotationPrefix+"app", "unconfined"), check: none},
-		{name: "container annotation wins over the pod field (the kubelet's order)",
+		// Up to 1.26 an annotation stood in for its level's unset field.
+		{name: "1.26: legacy pod annotation runtime/default", in: v126(ann(SeccompPodAnnotation, "runtime/default")), check: isDefault},
+		{name: "1.24: legacy pod annotation docker/default", in: at("1.24", ann(SeccompPodAnnotation, "docker/default")), check: isDefault},
+		{name: "1.26: legacy container annotation wins over the pod annotation",
+			in: v126(ann(SeccompPodAnnotation, "runtime/default", SeccompContainerAnnotationPrefix+"app", "localhost/oci.json")), check: isOCI, noWarn: true},
+		{name: "1.26: another container's annotation does not apply",
+			in: v126(ann(SeccompContainerAnnotationPrefix+"other", "localhost/oci.json")), check: none},
+		{name: "1.26: legacy container annotation unconfined over pod RuntimeDefault annotation",
+			in: v126(ann(SeccompPodAnnotation, "runtime/default", SeccompContainerAnnotationPrefix+"app", "unconfined")), check: none},
+		{name: "1.26: container annotation wins over the pod field (copied into the container's field)",
 			pod: &PodSecurityContext{SeccompProfile: &Profile{Type: "RuntimeDefault"}},
-			in:  ann(SeccompContainerAnnotationPrefix+"app", "localhost/oci.json"), check: isOCI},
-		{name: "a field wins over the annotations, with a warning",
+			in:  v126(ann(SeccompContainerAnnotationPrefix+"app", "localhost/oci.json")), check: isOCI},
+		{name: "1.26: a field wins over the other level's annotation, with a warning",
 			ctr:     &SecurityContext{SeccompProfile: &Profile{Type: "RuntimeDefault"}},
-			in:      ann(SeccompPodAnnotation, "unconfined"),
+			in:      v126(ann(SeccompPodAnnotation, "unconfined")),
 			check:   isDefault,
 			warnHas: []string{`metadata.annotations["seccomp.security.alpha.kubernetes.io/pod"]: ignored: spec.containers[0].securityContext.seccompProfile decides`}},
+		{name: "v1.26.15 counts as 1.26", in: at("v1.26.15", ann(SeccompPodAnnotation, "runtime/default")), check: isDefault},
+		// From 1.27 the annotations decide nothing.
+		{name: "1.27: a Pod annotation alone leaves the container unconfined, with a warning",
+			in: at("1.27", ann(SeccompPodAnnotation, "runtime/default")), check: none,
+			warnHas: []string{`metadata.annotations["seccomp.security.alpha.kubernetes.io/pod"]: ignored: Kubernetes 1.27 and later ignore the seccomp annotations (the kubelet since 1.25), so the container runs with no seccomp profile (Unconfined); set securityContext.seccompProfile instead`}},
+		{name: "newest: a container annotation alone is ignored", in: ann(SeccompContainerAnnotationPrefix+"app", "localhost/oci.json"), check: none,
+			warnHas: []string{`container.seccomp.security.alpha.kubernetes.io/app"]: ignored: Kubernetes 1.27 and later`}},
+		{name: "newest: the container annotation does not beat the pod field",
+			pod: &PodSecurityContext{SeccompProfile: &Profile{Type: "RuntimeDefault"}},
+			in:  ann(SeccompContainerAnnotationPrefix+"app", "unconfined"), check: isDefault,
+			warnHas: []string{"runs with the profile of spec.securityContext.seccompProfile"}},
+		{name: "newest: an ignored annotation under --seccomp-default says what runs",
+			in: func(in *KubernetesInputs) {
+				ann(SeccompPodAnnotation, "unconfined")(in)
+				in.SeccompDefault = true
+			}, check: isDefault,
+			warnHas: []string{"runs with RuntimeDefault, from the kubelet's --seccomp-default"}},
+		// Every version refuses an annotation that contradicts its level's
+		// field.
+		{name: "1.26: annotation and field of one level disagree",
+			ctr:    &SecurityContext{SeccompProfile: &Profile{Type: "RuntimeDefault"}},
+			in:     v126(ann(SeccompContainerAnnotationPrefix+"app", "unconfined")),
+			errHas: []string{`metadata.annotations["container.seccomp.security.alpha.kubernetes.io/app"]: "unconfined" contradicts spec.containers[0].securityContext.seccompProfile (type RuntimeDefault)`}},
+		{name: "newest: annotation and field of one level disagree",
+			pod:    &PodSecurityContext{SeccompProfile: &Profile{Type: "Localhost", LocalhostProfile: strp("oci.json")}},
+			in:     ann(SeccompPodAnnotation, "localhost/other.json"),
+			errHas: []string{`"localhost/other.json" contradicts spec.securityContext.seccompProfile (type Localhost)`}},
+		{name: "newest: annotation and field of one level agree",
+			pod:   &PodSecurityContext{SeccompProfile: &Profile{Type: "RuntimeDefault"}},
+			in:    ann(SeccompPodAnnotation, "docker/default"),
+			check: isDefault},
 		{name: "bad annotation value", in: ann(SeccompPodAnnotation, "runtime/defualt"),
 			errHas: []string{`metadata.annotations["seccomp.security.alpha.kubernetes.io/pod"]: unknown value "runtime/defualt"; did you mean runtime/default?`}},
 		{name: "annotation localhost/ without a name", in: ann(SeccompPodAnnotation, "localhost/"),
@@ -692,12 +732,39 @@ func TestKubernetesSELinuxAndWindows(t *testing.T) {
 		}
 	}
 	selinux := func(on bool) func(*KubernetesInputs) { return func(in *KubernetesInputs) { in.SELinux = &on } }
+	// The Pod's pair is s0:c3,c4; fresh pairs are s0:c7,c8.
+	selinuxPair := func(on bool) func(*KubernetesInputs) {
+		return func(in *KubernetesInputs) {
+			in.SELinux = &on
+			in.SELinuxLevel = "s0:c3,c4"
+			in.NewSELinuxLevel = func() string { return "s0:c7,c8" }
+		}
+	}
 	runK8sCases(t, []k8sCase{
 		{name: "pod seLinuxOptions", pod: &PodSecurityContext{SELinuxOptions: &SELinuxOptions{Level: "s0:c1,c2"}}, in: selinux(true),
 			check: label("system_u:system_r:container_t:s0:c1,c2", "system_u:object_r:container_file_t:s0:c1,c2")},
-		{name: "container seLinuxOptions replace the pod's whole", pod: &PodSecurityContext{SELinuxOptions: &SELinuxOptions{Level: "s0:c1,c2"}},
-			ctr: &SecurityContext{SELinuxOptions: &SELinuxOptions{Type: "container_init_t"}}, in: selinux(true),
-			check: label("system_u:system_r:container_init_t:s0", "system_u:object_r:container_file_t:s0")},
+		{name: "container seLinuxOptions replace the pod's whole: a fresh pair, not the Pod's (go-selinux InitLabels)",
+			pod: &PodSecurityContext{SELinuxOptions: &SELinuxOptions{Level: "s0:c1,c2"}},
+			ctr: &SecurityContext{SELinuxOptions: &SELinuxOptions{Type: "container_init_t"}}, in: selinuxPair(true),
+			check: label("system_u:system_r:container_init_t:s0:c7,c8", "system_u:object_r:container_file_t:s0:c7,c8")},
+		{name: "an SELinux node labels a container without options: container_t and the Pod's pair",
+			in:    selinuxPair(true),
+			check: label("system_u:system_r:container_t:s0:c3,c4", "system_u:object_r:container_file_t:s0:c3,c4"), noWarn: true},
+		{name: "a privileged container is labelled too (containerd clears only the sandbox's)",
+			ctr: &SecurityContext{Privileged: boolp(true)}, in: selinuxPair(true),
+			check: label("system_u:system_r:container_t:s0:c3,c4", "system_u:object_r:container_file_t:s0:c3,c4")},
+		{name: "user and level reach the mount label, role and type do not",
+			ctr: &SecurityContext{SELinuxOptions: &SELinuxOptions{User: "user_u", Role: "user_r", Type: "spc_t", Level: "s0:c9,c10"}}, in: selinuxPair(true),
+			check: label("user_u:user_r:spc_t:s0:c9,c10", "user_u:object_r:container_file_t:s0:c9,c10")},
+		{name: "without SELinux no label and no word", in: selinuxPair(false), check: label("", ""), noWarn: true},
+		{name: "a drawn pair has two distinct categories, lower first", in: selinux(true),
+			check: func(t *testing.T, s *specs.Spec) {
+				parts := strings.SplitN(s.Process.SelinuxLabel, ":", 4)
+				var a, b int
+				if n, err := fmt.Sscanf(parts[3], "s0:c%d,c%d", &a, &b); n != 2 || err != nil || a >= b || b >= 1024 {
+					t.Errorf("level %q", parts[3])
+				}
+			}},
 		{name: "invalid SELinux type", ctr: &SecurityContext{SELinuxOptions: &SELinuxOptions{Type: "a b"}}, in: selinux(true),
 			errHas: []string{"spec.containers[0].securityContext: seLinuxOptions.type"}},
 		{name: "invalid SELinux type on a node without SELinux", ctr: &SecurityContext{SELinuxOptions: &SELinuxOptions{Type: "a b"}}, in: selinux(false),

@@ -1,7 +1,9 @@
 package spec
 
 import (
+	"crypto/rand"
 	"fmt"
+	"math/big"
 	"os"
 	"strings"
 	"sync"
@@ -71,3 +73,33 @@ var SELinuxEnabled = sync.OnceValue(func() bool {
 	_, err := os.Stat("/sys/fs/selinux/enforce")
 	return err == nil
 })
+
+// mcsCategories is how many categories go-selinux draws a Pod's pair
+// from (uniqMcs(1024) in its ContainerLabels).
+const mcsCategories = 1024
+
+// NewMCSLevel draws a random MCS level of two distinct categories, lower
+// first, "s0:c12,c345", as go-selinux gives each Pod sandbox (and each
+// container with seLinuxOptions but no level). containerd reserves the
+// pair on its node so that no other Pod gets it; a translation cannot
+// see the node, so two translations may, rarely, draw the same one.
+func NewMCSLevel() string {
+	pick := func() int64 {
+		n, err := rand.Int(rand.Reader, big.NewInt(mcsCategories))
+		if err != nil {
+			// crypto/rand does not fail on Linux; a fixed pair would
+			// still be a valid label.
+			return 0
+		}
+		return n.Int64()
+	}
+	c1 := pick()
+	c2 := pick()
+	for c2 == c1 {
+		c2 = pick()
+	}
+	if c1 > c2 {
+		c1, c2 = c2, c1
+	}
+	return fmt.Sprintf("s0:c%d,c%d", c1, c2)
+}

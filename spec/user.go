@@ -63,9 +63,9 @@ const maxUserFileSize = 4 << 20
 // and here the bundle's uid plays that part.
 //
 // additionalGids, sorted and without repeats, hold the primary gid, the
-// groups /etc/group lists the user in (policy Merge only; for a bundle's
-// own user its existing additionalGids too), supplementalGroups and
-// fsGroup.
+// groups /etc/group lists the user in (policy Merge only; not the group
+// named like the user, which containerd skips; for a bundle's own user its
+// existing additionalGids too), supplementalGroups and fsGroup.
 //
 // runAsNonRoot is checked against the uid that will actually run. The
 // kubelet refuses any image user given by name, because it cannot see the
@@ -365,7 +365,10 @@ func (db *userDB) byName(name string) (user.User, bool, error) {
 	return user.User{}, false, nil
 }
 
-// memberships returns the gids of the groups that list name as a member.
+// memberships returns the gids of the groups that list name as a member,
+// except a group named name itself: containerd's WithAdditionalGIDs wants
+// supplementary groups only and skips it even when it lists the user
+// (pkg/oci/spec_opts.go; oci/spec_opts.go before 2.0).
 func (db *userDB) memberships(name string) ([]uint32, error) {
 	if !db.haveGroups {
 		body, err := db.read("etc/group")
@@ -379,7 +382,7 @@ func (db *userDB) memberships(name string) ([]uint32, error) {
 	}
 	var out []uint32
 	for _, g := range db.groups {
-		if g.Gid >= 0 && g.Gid <= maxID && slices.Contains(g.List, name) {
+		if g.Gid >= 0 && g.Gid <= maxID && g.Name != name && slices.Contains(g.List, name) {
 			out = append(out, uint32(g.Gid))
 		}
 	}

@@ -132,6 +132,9 @@ func checkWorkload(w *manifest.Workload, opts manifest.Options, pol *policy.Poli
 		for _, c := range w.PodSpec.Containers {
 			names = append(names, c.Name)
 		}
+		for _, c := range w.PodSpec.EphemeralContainers {
+			names = append(names, c.Name)
+		}
 	}
 	var out []checkResult
 	for _, name := range names {
@@ -267,8 +270,15 @@ func k8sField(w *manifest.Workload, b manifest.ContainerBundle, rule, problem st
 // containerAt finds the container a bundle was made from.
 func containerAt(w *manifest.Workload, b manifest.ContainerBundle) *corev1.Container {
 	list := w.PodSpec.Containers
-	if b.Init {
+	switch {
+	case b.Init:
 		list = w.PodSpec.InitContainers
+	case b.Ephemeral:
+		if b.Index >= 0 && b.Index < len(w.PodSpec.EphemeralContainers) {
+			c := corev1.Container(w.PodSpec.EphemeralContainers[b.Index].EphemeralContainerCommon)
+			return &c
+		}
+		return &corev1.Container{}
 	}
 	if b.Index >= 0 && b.Index < len(list) {
 		return &list[b.Index]

@@ -31,6 +31,7 @@ func main() {
 			benchCommand,
 			installCommand,
 			conformanceCommand,
+			fidelityCommand,
 		},
 	}
 	if err := app.Run(os.Args); err != nil {

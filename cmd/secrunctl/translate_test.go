@@ -23,6 +23,12 @@ import (
 // code a cli.Exit asked for (0 if none) and the error.
 func runCLI(t *testing.T, args ...string) (string, string, int, error) {
 	t.Helper()
+	return runCommands(t, []*cli.Command{translateCommand, checkCommand}, args...)
+}
+
+// runCommands runs a secrunctl made of cmds.
+func runCommands(t *testing.T, cmds []*cli.Command, args ...string) (string, string, int, error) {
+	t.Helper()
 	var out, errOut bytes.Buffer
 	code := 0
 	prev := cli.OsExiter
@@ -30,7 +36,7 @@ func runCLI(t *testing.T, args ...string) (string, string, int, error) {
 	defer func() { cli.OsExiter = prev }()
 	app := &cli.App{
 		Name:      "secrunctl",
-		Commands:  []*cli.Command{translateCommand, checkCommand},
+		Commands:  cmds,
 		Writer:    &out,
 		ErrWriter: &errOut,
 	}
@@ -375,5 +381,75 @@ func TestCheckUnknownPolicy(t *testing.T) {
 	_, _, _, err := runCLI(t, "check", "-f", seed(t, "capabilities-demo.yaml"), "--policy", "restrictd")
 	if err == nil || !strings.Contains(err.Error(), "did you mean restricted?") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestCheckLegacySeccompAnnotation: a Pod whose only seccomp setting is
+// the annotation runs unconfined on Kubernetes 1.27 and later, so the
+// restricted policy refuses it there and says why; on 1.26 the API server
+// would have copied it into the field.
+func TestCheckLegacySeccompAnnotation(t *testing.T) {
+	m := writeManifest(t, `apiVersion: v1
+kind: Pod
+metadata:
+  name: ann
+  annotations:
+    seccomp.security.alpha.kubernetes.io/pod: runtime/default
+spec:
+  securityContext: {runAsNonRoot: true, runAsUser: 1000}
+  containers:
+  - name: app
+    image: x
+    securityContext:
+      allowPrivilegeEscalation: false
+      capabilities: {drop: [ALL]}
+`)
+	for _, tc := range []struct {
+		version string
+		code    int
+		has     []string
+	}{
+		{"", 3, []string{"policy restricted (enforce): refused", "securityContext.seccompProfile: no seccomp filter confines the process",
+			`metadata.annotations["seccomp.security.alpha.kubernetes.io/pod"]: ignored: Kubernetes 1.27 and later ignore the seccomp annotations`}},
+		{"1.27", 3, []string{"refused"}},
+		{"1.26", 0, []string{"policy restricted (enforce): allowed"}},
+	} {
+		args := []string{"check", "--policy", "restricted", "--mode", "enforce", "-f", m}
+		if tc.version != "" {
+			args = append(args, "--kubernetes-version", tc.version)
+		}
+		out, _, code, _ := runCLI(t, args...)
+		if code != tc.code {
+			t.Errorf("version %q: exit %d, want %d\n%s", tc.version, code, tc.code, out)
+		}
+		for _, h := range tc.has {
+			if !strings.Contains(out, h) {
+				t.Errorf("version %q: output lacks %q\n%s", tc.version, h, out)
+			}
+		}
+	}
+}
+
+// TestCheckEphemeralContainers: check reports an ephemeral container's
+// findings against its own field path instead of skipping it.
+func TestCheckEphemeralContainers(t *testing.T) {
+	m, err := filepath.Abs(filepath.Join("..", "..", "manifest", "testdata", "ephemeral-debug.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, code, _ := runCLI(t, "check", "--policy", "baseline", "--mode", "enforce", "-f", m)
+	if code != 3 || !strings.Contains(out, "Pod/p container debugger (spec.ephemeralContainers[0]): policy baseline (enforce): refused") ||
+		!strings.Contains(out, "spec.ephemeralContainers[0].securityContext.capabilities.add") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	if !strings.Contains(out, "Pod/p container app (spec.containers[0]): policy baseline (enforce): allowed") {
+		t.Fatalf("app not checked:\n%s", out)
+	}
+	dir := filepath.Join(t.TempDir(), "b")
+	if _, _, _, err := runCLI(t, "translate", "-f", m, "-o", dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "p-debugger", "config.json")); err != nil {
+		t.Fatalf("no bundle for the ephemeral container: %v", err)
 	}
 }
