@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -395,7 +394,9 @@ func (e *env) cleanup() {
 	if t.Failed() {
 		t.Logf("containerd log (tail):\n%s", e.logTail())
 	}
-	unmountUnder(t, e.dir)
+	if err := testenv.UnmountUnder(e.dir); err != nil {
+		t.Logf("cleanup: %v", err)
+	}
 	if e.netName != "" {
 		// libcni caches results in /var/lib/cni whatever containerd's
 		// root; the files of this network carry its unique name.
@@ -415,28 +416,6 @@ func (e *env) cleanup() {
 	}
 	if err := os.RemoveAll(e.dir); err != nil {
 		t.Errorf("cleanup: %v", err)
-	}
-}
-
-// unmountUnder detaches every mount below dir, deepest first: a container
-// whose removal failed leaves its rootfs and network namespace mounted.
-func unmountUnder(t *testing.T, dir string) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	var mps []string
-	for _, line := range strings.Split(string(b), "\n") {
-		fs := strings.Fields(line)
-		if len(fs) > 4 && strings.HasPrefix(fs[4], dir+"/") {
-			mps = append(mps, fs[4])
-		}
-	}
-	slices.SortFunc(mps, func(a, b string) int { return len(b) - len(a) })
-	for _, mp := range mps {
-		if err := syscall.Unmount(mp, syscall.MNT_DETACH); err != nil {
-			t.Logf("cleanup: unmount %s: %v", mp, err)
-		}
 	}
 }
 
