@@ -142,6 +142,13 @@ func TestParseRefusalLine(t *testing.T) {
 	if err != nil || r.Rule != "runAsNonRoot" || r.Field != "process.user.uid" || r.Fix != "set runAsUser" || r.More != nil || r.Container != "0123abcd" {
 		t.Errorf("%+v %v", r, err)
 	}
+	// As a containerd 2.4 node showed it, in a kubelet 1.37 event.
+	real := "Error: failed to create containerd task: failed to create shim task: OCI runtime create failed: secrun: policy baseline (enforce) refused container probe: privileged: process.capabilities, linux.maskedPaths: the container is privileged (every capability, /proc unmasked); fix: remove securityContext.privileged: true, or run the Pod with a RuntimeClass whose policy allows privileged containers (and 3 more: devices, capabilities, procMount; `secrunctl explain` lists them)"
+	r, err = parseRefusalLine(real)
+	if err != nil || r.Container != "probe" || r.Rule != "privileged" || r.Field != "process.capabilities, linux.maskedPaths" ||
+		!strings.HasPrefix(r.Fix, "remove securityContext.privileged: true, or run") || !slices.Equal(r.More, []string{"devices", "capabilities", "procMount"}) {
+		t.Errorf("%+v %v", r, err)
+	}
 	for _, bad := range []string{
 		"Error: failed to create containerd task: exec: runc: not found",
 		"secrun: policy baseline (enforce) refused container a: config.json: bad",
