@@ -79,3 +79,13 @@ conformance-vm: deps build
 .PHONY: test-containerd
 test-containerd:
 	@scripts/containerd-test.sh
+
+# secrun on a real Kubernetes node: kubelet, kube-apiserver (kine as its
+# storage), controller manager and scheduler on loopback, containerd 2.x
+# and Debian's 1.6 as rows, Pods through secrun's RuntimeClasses, the
+# deploy/ rollout manifests applied for real, the host checked unchanged.
+# Builds the pinned tools once (scripts/kubernetes/versions.env) into
+# /var/cache/secrun/kubernetes. Needs root. See docs/kubernetes.md.
+.PHONY: test-kubernetes
+test-kubernetes:
+	@scripts/kubernetes/test.sh
