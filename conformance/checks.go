@@ -336,6 +336,9 @@ func (d *deriver) refusalCheck(r *refusal) {
 			if o.exit == 0 && o.runErr == nil {
 				return failf("exit 0", "the runtime exited 0 without running the probe")
 			}
+			if o.runErr != nil && strings.TrimSpace(o.stderr) == "" {
+				return failf("", "the container did not run, but no refusal says why: %v", o.runErr)
+			}
 			msg := lastLine(o.stderr)
 			want := []string{"policy " + r.Policy, rule, "fix"}
 			for _, w := range want {
@@ -553,9 +556,13 @@ func (d *deriver) capBehaviourChecks() error {
 				continue
 			}
 		case report.OpCapNetBindService:
-			if v, ok := m.Sysctls["net.ipv4.ip_unprivileged_port_start"]; ok {
+			if v, ok, bySandbox := m.sysctl("net.ipv4.ip_unprivileged_port_start"); ok {
 				if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n <= 80 {
-					d.notApplicable("%s: net.ipv4.ip_unprivileged_port_start=%d makes port 80 unprivileged (checked under sysctls)", co.op, n)
+					why := "checked under sysctls"
+					if bySandbox {
+						why = "the node's runtime sets it on every Pod sandbox"
+					}
+					d.notApplicable("%s: net.ipv4.ip_unprivileged_port_start=%d makes port 80 unprivileged (%s)", co.op, n, why)
 					continue
 				}
 			}

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -72,10 +73,13 @@ type kubeTarget struct {
 	k       *kubectl
 	version string
 	node    string
-	image   string
-	runID   string
-	classes []kubeClass
-	plain   kubeClass
+	// runtimeVersion is the node's containerRuntimeVersion
+	// ("containerd://2.4.2").
+	runtimeVersion string
+	image          string
+	runID          string
+	classes        []kubeClass
+	plain          kubeClass
 	// noLocalhost says why the Localhost seccomp case cannot run.
 	noLocalhost string
 	// profileWritten is the Localhost profile the run put on the node.
@@ -157,7 +161,7 @@ func runKubernetes(ctx context.Context, opts Options) (*Result, error) {
 		s.kubeValidity(runs, pods)
 	}
 	res := s.result(runs, start)
-	res.Runtime = fmt.Sprintf("Kubernetes %s node %s", s.kube.version, s.kube.node)
+	res.Runtime = fmt.Sprintf("Kubernetes %s node %s (%s)", s.kube.version, s.kube.node, orDash(s.kube.runtimeVersion))
 	res.RuntimeKind = TargetKubernetes
 	res.Delegate, res.Config = "", s.configPath
 	if s.opts.Keep {
@@ -235,6 +239,7 @@ func newKubeSuite(ctx context.Context, opts Options) (*suite, error) {
 	if err := t.resolveNode(ctx); err != nil {
 		return s, err
 	}
+	s.host.SandboxSysctls = containerdSandboxSysctls(t.runtimeVersion)
 	if err := s.resolveClasses(ctx); err != nil {
 		return s, err
 	}
@@ -300,7 +305,32 @@ func (t *kubeTarget) resolveNode(ctx context.Context) error {
 	default:
 		return fmt.Errorf("the cluster has %d nodes (%s); name one with --node", len(names), strings.Join(names, ", "))
 	}
+	for _, n := range nodes {
+		if n.Name == t.node {
+			t.runtimeVersion = n.Status.NodeInfo.ContainerRuntimeVersion
+		}
+	}
 	return nil
+}
+
+// containerdSandboxSysctls is what containerd's CRI plugin sets on every
+// Pod sandbox that does not set them itself and has its own network:
+// from containerd 2.0 the CRI options enable_unprivileged_ports and
+// enable_unprivileged_icmp default to true (containerd
+// internal/cri/config/config_unix.go; both false in 1.x), which give the
+// sandbox net.ipv4.ip_unprivileged_port_start=0 and
+// net.ipv4.ping_group_range="0 2147483647". A node admin may turn them
+// off; the probe then shows the difference as a failing check.
+func containerdSandboxSysctls(runtimeVersion string) map[string]string {
+	v, ok := strings.CutPrefix(runtimeVersion, "containerd://")
+	if !ok {
+		return nil
+	}
+	major, _, _ := strings.Cut(strings.TrimPrefix(v, "v"), ".")
+	if n, err := strconv.Atoi(major); err != nil || n < 2 {
+		return nil
+	}
+	return map[string]string{"net.ipv4.ip_unprivileged_port_start": "0", "net.ipv4.ping_group_range": "0 2147483647"}
 }
 
 // resolveClasses reads each RuntimeClass's handler: secrun-<policy> is

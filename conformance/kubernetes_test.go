@@ -413,3 +413,33 @@ func TestPodObservation(t *testing.T) {
 		t.Errorf("summary %q", s)
 	}
 }
+
+// containerd 2.x makes low ports unprivileged in every sandbox, so
+// cap.net_bind_service cannot show CAP_NET_BIND_SERVICE there; 1.6 does
+// not.
+func TestContainerdSandboxSysctls(t *testing.T) {
+	for v, want := range map[string]bool{"containerd://2.4.2": true, "containerd://v2.0.0": true, "containerd://1.6.20": false, "cri-o://1.30.0": false, "": false} {
+		if got := containerdSandboxSysctls(v)["net.ipv4.ip_unprivileged_port_start"] == "0"; got != want {
+			t.Errorf("%q: unprivileged ports %v", v, got)
+		}
+	}
+	s := kubeSuite(t, "")
+	s.host.SandboxSysctls = containerdSandboxSysctls("containerd://2.4.2")
+	crs, _, err := s.kubeDerive(kubeClass{name: "runc", handler: "runc"}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cr := range crs {
+		if cr.caseName != "capabilities-drop-all@runc" {
+			continue
+		}
+		for _, ch := range cr.checks {
+			if ch.Name == "cap.net_bind_service" {
+				t.Errorf("cap.net_bind_service derived under containerd 2.x's unprivileged ports: %s", ch.Expected)
+			}
+		}
+		if !strings.Contains(strings.Join(cr.notApplicable, "\n"), "sets it on every Pod sandbox") {
+			t.Errorf("not applicable: %v", cr.notApplicable)
+		}
+	}
+}
