@@ -139,8 +139,8 @@ const (
 
 // honouredAnnotations drops the legacy seccomp annotations for a
 // Kubernetes version that no longer reads them (1.27 and later), and
-// returns the keys it dropped. The bundle suite has no version and keeps
-// them, as manifest.Translate does.
+// returns the keys it dropped. Both targets read manifests for a
+// version: the API server's, or the newest (manifest.Translate's default).
 func (s *suite) honouredAnnotations(ann map[string]string) (map[string]string, []string) {
 	if s.kubeMinor < 27 {
 		return ann, nil

@@ -141,8 +141,9 @@ type suite struct {
 	// kube is set for the Kubernetes target: containers run as Pods, and
 	// nothing is translated into bundles here.
 	kube *kubeTarget
-	// kubeMinor is the Kubernetes minor version manifests are read for
-	// (the server's, for the Kubernetes target); 0 for the bundle suite.
+	// kubeMinor is the Kubernetes minor version manifests are read for:
+	// the server's for the Kubernetes target, the newest the suite knows
+	// (as manifest.Translate's default) for bundles.
 	kubeMinor int
 }
 
@@ -234,7 +235,9 @@ func newSuite(opts Options) (*suite, error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("the conformance suite starts real containers and needs root")
 	}
-	s := &suite{opts: opts}
+	// The newest Kubernetes, as manifest.Translate models by default.
+	newest, _ := kubernetesMinor("")
+	s := &suite{opts: opts, kubeMinor: newest}
 	var err error
 	if s.host, err = detectHost(); err != nil {
 		return nil, err
