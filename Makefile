@@ -73,8 +73,9 @@ conformance-vm: deps build
 # socket, root and state): ctr and CRI Pods through the handlers
 # `secrunctl install containerd` writes, the policy checked inside the
 # containers, refusals checked in the client's output. Also the installer
-# and deploy/ manifest tests. Needs root; installs containerd,
-# containernetworking-plugins and crictl. See scripts/containerd-test.sh.
+# and deploy/ manifest tests. Needs root; installs containerd and crictl.
+# Pods get their network from integration/loopnet (127.0.0.0/8 inside
+# each Pod's namespace). See scripts/containerd-test.sh.
 .PHONY: test-containerd
 test-containerd:
 	@scripts/containerd-test.sh
@@ -89,3 +90,13 @@ test-containerd:
 .PHONY: test-vagrant
 test-vagrant: deps
 	@scripts/vagrant/run.sh
+
+# secrun on a real Kubernetes node: kubelet, kube-apiserver (kine as its
+# storage), controller manager and scheduler on loopback, containerd 2.x
+# and Debian's 1.6 as rows, Pods through secrun's RuntimeClasses, the
+# deploy/ rollout manifests applied for real, the host checked unchanged.
+# Builds the pinned tools once (scripts/kubernetes/versions.env) into
+# /var/cache/secrun/kubernetes. Needs root. See docs/kubernetes.md.
+.PHONY: test-kubernetes
+test-kubernetes:
+	@scripts/kubernetes/test.sh

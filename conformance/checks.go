@@ -88,6 +88,9 @@ type observation struct {
 	attempted map[string]bool
 	// reads, when set, collects the ops an evaluation asks for.
 	reads map[string]bool
+	// event is the Kubernetes event that reported the container's failure
+	// (the Kubernetes target only).
+	event string
 }
 
 type sample struct {
@@ -347,6 +350,9 @@ func (d *deriver) refusalCheck(r *refusal) {
 			if o.exit == 0 && o.runErr == nil {
 				return failf("exit 0", "the runtime exited 0 without running the probe")
 			}
+			if o.runErr != nil && strings.TrimSpace(o.stderr) == "" {
+				return failf("", "the container did not run, but no refusal says why: %v", o.runErr)
+			}
 			msg := lastLine(o.stderr)
 			want := []string{"policy " + r.Policy, rule, "fix"}
 			for _, w := range want {
@@ -358,6 +364,9 @@ func (d *deriver) refusalCheck(r *refusal) {
 		},
 		brk: &breaker{key: "requested", desc: "the bundle the manifest asks for, run by the delegate without the policy", requested: true},
 	})
+	if d.s.kube != nil {
+		d.add(kubeEventCheck(r, setting))
+	}
 }
 
 // ---- capabilities ----
@@ -508,8 +517,15 @@ func (d *deriver) interestingCaps() []string {
 			}
 		}
 	}
+	// Those the policy changed, either way: the Kubernetes target derives
+	// the same checks from the requested model too (policyDependence).
 	for _, c := range d.req.Caps {
 		if !d.m.hasCap(c) {
+			out = append(out, c)
+		}
+	}
+	for _, c := range d.m.Caps {
+		if !d.req.hasCap(c) {
 			out = append(out, c)
 		}
 	}
@@ -554,9 +570,13 @@ func (d *deriver) capBehaviourChecks() error {
 				continue
 			}
 		case report.OpCapNetBindService:
-			if v, ok := m.Sysctls["net.ipv4.ip_unprivileged_port_start"]; ok {
+			if v, ok, bySandbox := m.sysctl("net.ipv4.ip_unprivileged_port_start"); ok {
 				if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n <= 80 {
-					d.notApplicable("%s: net.ipv4.ip_unprivileged_port_start=%d makes port 80 unprivileged (checked under sysctls)", co.op, n)
+					why := "checked under sysctls"
+					if bySandbox {
+						why = "the node's runtime sets it on every Pod sandbox"
+					}
+					d.notApplicable("%s: net.ipv4.ip_unprivileged_port_start=%d makes port 80 unprivileged (%s)", co.op, n, why)
 					continue
 				}
 			}

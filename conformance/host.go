@@ -29,7 +29,11 @@ type hostEnv struct {
 	// BlockDevice is a host block device node, for the twin that leaks
 	// host devices into a container that must not see them.
 	BlockDevice string
-	exists      func(string) bool
+	// SandboxSysctls are the sysctls the node's CRI runtime sets on every
+	// Pod sandbox that does not set them itself (the Kubernetes target;
+	// see containerdSandboxSysctls).
+	SandboxSysctls map[string]string
+	exists         func(string) bool
 }
 
 // Reasons for skips that depend on the node.

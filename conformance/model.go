@@ -90,6 +90,10 @@ type model struct {
 	SeccompLocalhost string
 	// Sysctls uses dotted names.
 	Sysctls map[string]string
+	// SandboxSysctls are what the CRI runtime sets on the Pod's sandbox
+	// on its own (hostEnv.SandboxSysctls): not checked, but they change
+	// what other checks can show.
+	SandboxSysctls map[string]string
 	// Masked and Readonly are the /proc paths hidden and read-only; both
 	// empty means an unmasked /proc.
 	Masked   []string
@@ -109,12 +113,23 @@ func (m *model) clone() *model {
 	c.Caps = slices.Clone(m.Caps)
 	c.Groups = slices.Clone(m.Groups)
 	c.Sysctls = maps.Clone(m.Sysctls)
+	c.SandboxSysctls = maps.Clone(m.SandboxSysctls)
 	c.Masked = slices.Clone(m.Masked)
 	c.Readonly = slices.Clone(m.Readonly)
 	return &c
 }
 
 func (m *model) hasCap(c string) bool { return slices.Contains(m.Caps, c) }
+
+// sysctl is a sysctl's value inside the container: the Pod's own, else
+// the one the runtime gives every sandbox.
+func (m *model) sysctl(name string) (value string, ok, bySandbox bool) {
+	if v, ok := m.Sysctls[name]; ok {
+		return v, true, false
+	}
+	v, ok := m.SandboxSysctls[name]
+	return v, ok, ok
+}
 
 // effectiveCaps is what a process of this model holds after its execve:
 // root keeps the permitted set; anyone else only what the ambient set
@@ -294,6 +309,16 @@ func deriveRequested(h *hostEnv, sc effectiveSC) (*derivation, error) {
 			n := spec.NormalizeSysctlName(s.Name)
 			m.Sysctls[n] = s.Value
 			d.cover(SettingSysctls, fmt.Sprintf("sysctls: %s=%s", n, s.Value))
+		}
+	}
+
+	for _, n := range sortedKeys(h.SandboxSysctls) {
+		if _, own := m.Sysctls[n]; !own {
+			if m.SandboxSysctls == nil {
+				m.SandboxSysctls = map[string]string{}
+			}
+			m.SandboxSysctls[n] = h.SandboxSysctls[n]
+			d.note("sysctls: the node's runtime sets %s=%s on every Pod sandbox", n, h.SandboxSysctls[n])
 		}
 	}
 

@@ -3,6 +3,7 @@ package conformance
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/secrun/secrun/spec"
@@ -131,8 +132,34 @@ func splitYAMLDocuments(data []byte) [][]byte {
 // fields existed; the user's text still describes seccomp and AppArmor as
 // annotations.
 const (
-	annAppArmorPrefix = "container.apparmor.security.beta.kubernetes.io/"
+	annSeccompPod             = "seccomp.security.alpha.kubernetes.io/pod"
+	annSeccompContainerPrefix = "container.seccomp.security.alpha.kubernetes.io/"
+	annAppArmorPrefix         = "container.apparmor.security.beta.kubernetes.io/"
 )
+
+// honouredAnnotations drops the legacy seccomp annotations for a
+// Kubernetes version that no longer reads them (1.27 and later), and
+// returns the keys it dropped. Both targets read manifests for a
+// version: the API server's, or the newest (manifest.Translate's default).
+func (s *suite) honouredAnnotations(ann map[string]string) (map[string]string, []string) {
+	if s.kubeMinor < 27 {
+		return ann, nil
+	}
+	var kept map[string]string
+	var ignored []string
+	for k, v := range ann {
+		if k == annSeccompPod || strings.HasPrefix(k, annSeccompContainerPrefix) {
+			ignored = append(ignored, k)
+			continue
+		}
+		if kept == nil {
+			kept = map[string]string{}
+		}
+		kept[k] = v
+	}
+	slices.Sort(ignored)
+	return kept, ignored
+}
 
 // effectiveSC is a container's security context with the Pod's merged in,
 // container fields winning, as the kubelet merges them.
@@ -169,11 +196,18 @@ func mergeSecurityContext(ps *podSpecView, ann map[string]string, c *containerVi
 		e.Sysctls = p.Sysctls
 		e.SELinux, e.Seccomp, e.AppArmor = p.SELinuxOptions, p.SeccompProfile, p.AppArmorProfile
 	}
-	// The seccomp annotations decide nothing in the Kubernetes the suite
-	// models (the newest): the kubelet stopped reading them in 1.25 and
-	// the API server stopped copying them into the fields in 1.27
-	// (kubernetes PRs 109819, 114947). The AppArmor one is still synced
-	// with its field.
+	// Annotations are older than the fields and lose to them. The
+	// seccomp ones reach here only for Kubernetes up to 1.26:
+	// honouredAnnotations drops them for later versions, in which the
+	// kubelet (1.25, kubernetes PR 109819) and the API server (1.27, PR
+	// 114947) no longer read them. The AppArmor one is still synced with
+	// its field.
+	if e.Seccomp == nil {
+		e.Seccomp = legacyProfile(ann[annSeccompPod])
+	}
+	if v, ok := ann[annSeccompContainerPrefix+c.Name]; ok {
+		e.Seccomp = legacyProfile(v)
+	}
 	if v, ok := ann[annAppArmorPrefix+c.Name]; ok {
 		e.AppArmor = legacyProfile(v)
 	}

@@ -38,6 +38,23 @@ var ruleSetting = map[string]Setting{
 	"seccomp":                SettingSeccomp,
 }
 
+// ruleField is the config.json field each rule is about (runtime-spec
+// config.md), which secrun's refusal names for the admin to look up.
+var ruleField = map[string]string{
+	"privileged":             "process.capabilities",
+	"hostNamespaces":         "linux.namespaces",
+	"devices":                "linux.resources.devices",
+	"capabilities":           "process.capabilities",
+	"noNewPrivileges":        "process.noNewPrivileges",
+	"runAsNonRoot":           "process.user.uid",
+	"readOnlyRootFilesystem": "root.readonly",
+	"procMount":              "linux.maskedPaths",
+	"sysctls":                "linux.sysctl",
+	"seLinux":                "process.selinuxLabel",
+	"appArmor":               "process.apparmorProfile",
+	"seccomp":                "linux.seccomp",
+}
+
 // apply turns the requested model into what the policy lets run: in
 // enforce mode the model is unchanged or refused; in harden mode it is
 // rewritten, and refused only for what no rewrite can fix; audit changes

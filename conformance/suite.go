@@ -51,6 +51,14 @@ var embeddedAppArmor embed.FS
 
 // Options configure a suite run.
 type Options struct {
+	// Target is where containers run: TargetBundle (the default: OCI
+	// bundles through secrun or a bare runtime on this machine) or
+	// TargetKubernetes (Pods on a real node; see Kube).
+	Target string
+	// Kube configures the Kubernetes target. Runtime, SecrunBinary,
+	// Delegate, WorkDir and PolicyForAll do not apply there: the node's
+	// RuntimeClasses decide.
+	Kube KubeOptions
 	// Runtime is "secrun" (the default: secrun-<policy> links to
 	// SecrunBinary, one per case's policy), the path or name of a
 	// secrun-<policy> binary (that policy for every case), or another OCI
@@ -130,6 +138,13 @@ type suite struct {
 	keepWork    atomic.Bool
 	// mu guards the results that jobs write and the progress line reads.
 	mu sync.Mutex
+	// kube is set for the Kubernetes target: containers run as Pods, and
+	// nothing is translated into bundles here.
+	kube *kubeTarget
+	// kubeMinor is the Kubernetes minor version manifests are read for:
+	// the server's for the Kubernetes target, the newest the suite knows
+	// (as manifest.Translate's default) for bundles.
+	kubeMinor int
 }
 
 // containerRun is one container of one case.
@@ -156,6 +171,8 @@ type containerRun struct {
 	setupErr error
 	results  []CheckResult
 	run      *RunInfo
+	// wl is the parsed workload the container belongs to.
+	wl *manifest.Workload
 }
 
 func (c *containerRun) id() string {
@@ -168,6 +185,13 @@ func (c *containerRun) id() string {
 // Run runs the suite and returns its result; an error means the suite
 // could not run at all. Failed checks are in the result.
 func Run(ctx context.Context, opts Options) (*Result, error) {
+	switch opts.Target {
+	case "", TargetBundle:
+	case TargetKubernetes:
+		return runKubernetes(ctx, opts)
+	default:
+		return nil, fmt.Errorf("target %q: want %s or %s", opts.Target, TargetBundle, TargetKubernetes)
+	}
 	start := time.Now()
 	s, err := newSuite(opts)
 	if err != nil {
@@ -211,7 +235,9 @@ func newSuite(opts Options) (*suite, error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("the conformance suite starts real containers and needs root")
 	}
-	s := &suite{opts: opts}
+	// The newest Kubernetes, as manifest.Translate models by default.
+	newest, _ := kubernetesMinor("")
+	s := &suite{opts: opts, kubeMinor: newest}
 	var err error
 	if s.host, err = detectHost(); err != nil {
 		return nil, err
@@ -395,6 +421,22 @@ policies:
 func (s *suite) prepareProbe() error {
 	s.probe = filepath.Join(s.work, "bin", "probe")
 	s.probeSUID = filepath.Join(s.work, "bin", "probe-suid")
+	if err := s.probeBinary(s.probe); err != nil {
+		return err
+	}
+	if err := linkOrCopyFresh(s.probe, s.probeSUID); err != nil {
+		return fmt.Errorf("probe setuid copy: %w", err)
+	}
+	if err := os.Chown(s.probeSUID, 0, 0); err != nil {
+		return err
+	}
+	return os.Chmod(s.probeSUID, os.ModeSetuid|0o755)
+}
+
+// probeBinary puts the static probe at dst: the one given, the one
+// `make conformance` leaves next to secrunctl, or one built from the
+// module.
+func (s *suite) probeBinary(dst string) error {
 	if s.opts.ProbePath == "" {
 		// `make conformance` leaves a fresh one next to secrunctl.
 		if exe, err := os.Executable(); err == nil {
@@ -404,7 +446,7 @@ func (s *suite) prepareProbe() error {
 		}
 	}
 	if s.opts.ProbePath != "" {
-		if err := linkOrCopy(s.opts.ProbePath, s.probe); err != nil {
+		if err := linkOrCopy(s.opts.ProbePath, dst); err != nil {
 			return fmt.Errorf("probe: %w", err)
 		}
 	} else {
@@ -416,26 +458,17 @@ func (s *suite) prepareProbe() error {
 			}
 		}
 		fmt.Fprintf(s.opts.Log, "conformance: building the probe (CGO_ENABLED=0 go build ./conformance/probe)\n")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", s.probe, "./conformance/probe")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", dst, "./conformance/probe")
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("build the probe (CGO_ENABLED=0 go build ./conformance/probe in %s): %v\n%s", root, err, out)
 		}
 	}
-	if err := checkStatic(s.probe); err != nil {
+	if err := checkStatic(dst); err != nil {
 		return err
 	}
-	if err := os.Chmod(s.probe, 0o755); err != nil {
-		return err
-	}
-	if err := linkOrCopyFresh(s.probe, s.probeSUID); err != nil {
-		return fmt.Errorf("probe setuid copy: %w", err)
-	}
-	if err := os.Chown(s.probeSUID, 0, 0); err != nil {
-		return err
-	}
-	return os.Chmod(s.probeSUID, os.ModeSetuid|0o755)
+	return os.Chmod(dst, 0o755)
 }
 
 // linkOrCopyFresh copies (never links: the setuid bit must not reach the
@@ -555,6 +588,26 @@ func LoadCases(dir string) ([]Case, error) {
 
 // setup derives every container's checks and translates its manifest.
 func (s *suite) setup() ([]*containerRun, error) {
+	cases, err := s.selectCases()
+	if err != nil {
+		return nil, err
+	}
+	var runs []*containerRun
+	for _, c := range cases {
+		crs, err := s.setupCase(c)
+		if err != nil {
+			return nil, fmt.Errorf("case %s (%s): %w", c.Name, c.File, err)
+		}
+		runs = append(runs, crs...)
+	}
+	if len(runs) == 0 {
+		return nil, errors.New("no case selected")
+	}
+	return runs, nil
+}
+
+// selectCases loads the cases and keeps those Options.Cases names.
+func (s *suite) selectCases() ([]Case, error) {
 	cases, err := LoadCases(s.opts.CasesDir)
 	if err != nil {
 		return nil, err
@@ -572,21 +625,10 @@ func (s *suite) setup() ([]*containerRun, error) {
 			return nil, errors.New(msg)
 		}
 	}
-	var runs []*containerRun
-	for _, c := range cases {
-		if len(s.opts.Cases) > 0 && !slices.Contains(s.opts.Cases, c.Name) {
-			continue
-		}
-		crs, err := s.setupCase(c)
-		if err != nil {
-			return nil, fmt.Errorf("case %s (%s): %w", c.Name, c.File, err)
-		}
-		runs = append(runs, crs...)
+	if len(s.opts.Cases) > 0 {
+		cases = slices.DeleteFunc(cases, func(c Case) bool { return !slices.Contains(s.opts.Cases, c.Name) })
 	}
-	if len(runs) == 0 {
-		return nil, errors.New("no case selected")
-	}
-	return runs, nil
+	return cases, nil
 }
 
 func (s *suite) setupCase(c Case) ([]*containerRun, error) {
@@ -630,7 +672,10 @@ func (s *suite) setupCase(c Case) ([]*containerRun, error) {
 				cr.setupErr = wErr
 				continue
 			}
-			if !anyRunnable(cr.checks) {
+			cr.wl = w
+			// A Pod's containers are made by the node's kubelet and
+			// containerd, not translated here.
+			if s.kube != nil || !anyRunnable(cr.checks) {
 				continue
 			}
 			if !translated {
@@ -703,16 +748,17 @@ func (s *suite) translate(w *manifest.Workload) (map[string]manifest.ContainerBu
 
 // deriveContainer builds the container's model and checks.
 func (s *suite) deriveContainer(cr *containerRun, pv *podView, ps *podSpecView, ann map[string]string, ctr *containerView) error {
+	ann, ignored := s.honouredAnnotations(ann)
 	cr.sc = mergeSecurityContext(ps, ann, ctr)
 	req, err := deriveRequested(s.host, cr.sc)
 	if err != nil {
 		return fmt.Errorf("container %s: %w", ctr.Name, err)
 	}
-	cr.requested = req
-	final := &derivation{m: req.m.clone(), notes: slices.Clone(req.notes), covered: map[Setting][]string{}}
-	for k, v := range req.covered {
-		final.covered[k] = slices.Clone(v)
+	for _, k := range ignored {
+		req.note("annotation %s is ignored: from Kubernetes 1.27 only seccompProfile decides (the kubelet stopped reading the annotations in 1.25, kubernetes PR 109819; the API server stopped copying them in 1.27, PR 114947)", k)
 	}
+	cr.requested = req
+	final := &derivation{m: req.m.clone(), notes: slices.Clone(req.notes), covered: cloneCovered(req.covered)}
 	cr.final = final
 
 	switch s.kind {
@@ -726,14 +772,16 @@ func (s *suite) deriveContainer(cr *containerRun, pv *podView, ps *podSpecView, 
 			return err
 		}
 		cr.policy = &policySim{p: pol}
-		link := filepath.Join(s.work, "bin", "secrun-"+name)
-		if _, err := os.Lstat(link); err != nil {
-			if err := os.Symlink(s.runtime, link); err != nil {
-				return fmt.Errorf("link %s: %w", link, err)
+		if s.kube == nil {
+			link := filepath.Join(s.work, "bin", "secrun-"+name)
+			if _, err := os.Lstat(link); err != nil {
+				if err := os.Symlink(s.runtime, link); err != nil {
+					return fmt.Errorf("link %s: %w", link, err)
+				}
 			}
+			cr.runtime = link
+			cr.env = []string{policy.ConfigEnv + "=" + s.configPath}
 		}
-		cr.runtime = link
-		cr.env = []string{policy.ConfigEnv + "=" + s.configPath}
 		if err := cr.policy.apply(s.host, final, cr.sc, s.confined); err != nil {
 			return err
 		}
@@ -770,6 +818,14 @@ func (s *suite) deriveContainer(cr *containerRun, pv *podView, ps *podSpecView, 
 		return (s.opts.Focus != nil && !s.opts.Focus.MatchString(c.ID)) || (s.opts.Skip != nil && s.opts.Skip.MatchString(c.ID))
 	})
 	return nil
+}
+
+func cloneCovered(c map[Setting][]string) map[Setting][]string {
+	out := make(map[Setting][]string, len(c))
+	for k, v := range c {
+		out[k] = slices.Clone(v)
+	}
+	return out
 }
 
 // policyName is the secrun policy a Pod runs under: the --policy given

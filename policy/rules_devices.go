@@ -124,18 +124,18 @@ func (p *Policy) deviceAllowed(want deviceRule) bool {
 // container open them. Privileged containers get every host device; a
 // policy that allows privileged mode allows that too.
 func checkDevices(p *Policy, _ *Env, s *specs.Spec) []Finding {
-	if p.AllowPrivileged && spec.LooksPrivileged(s) {
+	if spec.LooksPrivileged(s) || !p.RestrictDevices {
+		// Privileged mode brings every host device; where the policy
+		// refuses it, one finding says so next to the privileged one,
+		// instead of one per device node.
+		if spec.AllowsAllDevices(s) && !p.AllowPrivileged {
+			return []Finding{{Rule: "devices", Field: "linux.resources.devices",
+				Problem: "the device cgroup allows every device",
+				Fix:     "remove the allow-all device rule (it comes with privileged: true)"}}
+		}
 		return nil
 	}
 	var out []Finding
-	if !p.RestrictDevices {
-		if spec.AllowsAllDevices(s) && !p.AllowPrivileged {
-			out = append(out, Finding{Rule: "devices", Field: "linux.resources.devices",
-				Problem: "the device cgroup allows every device",
-				Fix:     "remove the allow-all device rule (it comes with privileged: true)"})
-		}
-		return out
-	}
 	if s.Linux == nil {
 		return nil
 	}

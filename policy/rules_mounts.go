@@ -161,7 +161,9 @@ func under(path, dir string) bool { return path == dir || strings.HasPrefix(path
 // checkHostPaths: every bind mount's source, the Pod's hostPath volumes
 // and whatever else a bundle binds from the host.
 func checkHostPaths(p *Policy, env *Env, s *specs.Spec) []Finding {
-	if !p.RestrictHostPaths || (p.AllowPrivileged && spec.LooksPrivileged(s)) {
+	// A privileged container reaches the host whatever it mounts: the
+	// privileged rule decides it, alone.
+	if !p.RestrictHostPaths || spec.LooksPrivileged(s) {
 		return nil
 	}
 	var out []Finding
@@ -181,7 +183,7 @@ func checkHostPaths(p *Policy, env *Env, s *specs.Spec) []Finding {
 // checkMounts covers every other part of mounts and the root: filesystem
 // types, where they land, and how they are mounted.
 func checkMounts(p *Policy, env *Env, s *specs.Spec) []Finding {
-	if !p.RestrictMounts || (p.AllowPrivileged && spec.LooksPrivileged(s)) {
+	if !p.RestrictMounts || spec.LooksPrivileged(s) {
 		return nil
 	}
 	var out []Finding
@@ -303,7 +305,7 @@ func (p *Policy) checkRoot(env *Env, s *specs.Spec) []Finding {
 // runtime's own descriptors and binary (CVE-2024-21626: cwd
 // /proc/self/fd/N; CVE-2019-5736: /proc/self/exe).
 func checkProcessPaths(p *Policy, env *Env, s *specs.Spec) []Finding {
-	if !p.RestrictMounts || s.Process == nil || (p.AllowPrivileged && spec.LooksPrivileged(s)) {
+	if !p.RestrictMounts || s.Process == nil || spec.LooksPrivileged(s) {
 		return nil
 	}
 	var out []Finding

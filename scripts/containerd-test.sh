@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The containerd suite (make test-containerd): installs containerd, the CNI
-# plugins and crictl, then runs secrun behind a real containerd: ctr and
-# CRI Pods through the handlers `secrunctl install containerd` writes. The
-# daemon, its state, sockets, CNI configuration and logs live in a
-# temporary directory; the CNI bridge gets a unique name and is deleted.
+# The containerd suite (make test-containerd): installs containerd and
+# crictl, then runs secrun behind a real containerd: ctr and CRI Pods
+# through the handlers `secrunctl install containerd` writes. The daemon,
+# its state, sockets, CNI configuration and logs live in a temporary
+# directory. Pods get their network from the repository's CNI plugin
+# (integration/loopnet): 127.0.0.0/8 inside each Pod's own namespace, no
+# bridge, nothing on the host.
 # Needs root. Installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,8 +21,6 @@ scripts/install-deps.sh
 
 need=()
 command -v containerd >/dev/null 2>&1 || need+=(containerd)
-[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
-command -v ip >/dev/null 2>&1 || need+=(iproute2)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "containerd-test: installing ${need[*]}"
 	export DEBIAN_FRONTEND=noninteractive

@@ -40,6 +40,20 @@ in the report directory.
 deliberately not enforced (run with the bare delegate runtime) and fails
 any check that passes there: a check that cannot fail is a defect.
 
+Kubernetes target: --target kubernetes --kubeconfig PATH runs the same
+cases, with the same expectations, as Pods on a real node: each through
+every --runtime-class (default secrun-baseline, secrun-restricted,
+secrun-privileged; the policy is the RuntimeClass's secrun-<policy>
+handler), with nodeName --node (default the cluster's only node), the
+probe image (built here; --import-image CMD imports it, or see
+"secrunctl conformance image"), never pulled. Reports are read back with
+kubectl logs, refusals from the Pod's events. Expectations use the secrun
+configuration the node's binaries read (--config, $SECRUN_CONFIG,
+/etc/secrun/config.yaml, else the presets). With --validity the cases run
+through --plain-runtime-class (handler runc, no secrun; created when
+missing), where every check the policy changes must fail. Pods are
+deleted afterwards (--keep keeps them); --timeout is per Pod (default 3m).
+
 Reports: --report-dir DIR gets report.{json,tap,junit.xml} (validity.* with
 --validity). The exit status is 1 when any check fails.`,
 	ArgsUsage: " ",
@@ -61,49 +75,46 @@ Reports: --report-dir DIR gets report.{json,tap,junit.xml} (validity.* with
 		&cli.StringFlag{Name: "work-dir", Usage: "where bundles are built (default: a temporary directory; must not be nosuid)"},
 		&cli.BoolFlag{Name: "keep", Usage: "keep every bundle for debugging (bundles of failed checks are always kept)"},
 		&cli.StringFlag{Name: "probe", EnvVars: []string{"SECRUN_PROBE"}, Usage: "a static probe binary (default: conformance-probe next to secrunctl, else build ./conformance/probe from the source tree)"},
-		&cli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "per-container time limit"},
+		&cli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "per-container time limit (per Pod for --target kubernetes, default 3m there)"},
+		&cli.StringFlag{Name: "target", Value: conformance.TargetBundle, Usage: "bundle (OCI bundles on this machine) or kubernetes (Pods on a real node)"},
+		&cli.StringFlag{Name: "kubeconfig", EnvVars: []string{"KUBECONFIG"}, Usage: "kubernetes: the cluster's kubeconfig"},
+		&cli.StringFlag{Name: "kubectl", Value: "kubectl", Usage: "kubernetes: the kubectl binary"},
+		&cli.StringSliceFlag{Name: "runtime-class", Usage: "kubernetes: secrun RuntimeClasses to run each case through (default secrun-baseline,secrun-restricted,secrun-privileged)"},
+		&cli.StringFlag{Name: "plain-runtime-class", Value: "runc", Usage: "kubernetes --validity: the RuntimeClass without secrun (created with handler runc when missing)"},
+		&cli.StringFlag{Name: "namespace", Value: "secrun-conformance", Usage: "kubernetes: namespace of the Pods (created when missing)"},
+		&cli.StringFlag{Name: "node", Usage: "kubernetes: node to run the Pods on (default: the cluster's only node)"},
+		&cli.StringFlag{Name: "image", Usage: "kubernetes: a probe image the node already holds (default: the one built from --probe, see `conformance image`)"},
+		&cli.StringFlag{Name: "import-image", Usage: "kubernetes: command that imports the probe image archive into the node's containerd, the archive's path appended (e.g. \"ctr --address SOCK -n k8s.io images import\")"},
+		&cli.StringFlag{Name: "seccomp-profile-root", Value: "/var/lib/kubelet/seccomp", Usage: "kubernetes: the kubelet's seccomp directory, where the Localhost case's profile is placed"},
 	},
-	Action: runConformance,
-	Subcommands: []*cli.Command{{
-		Name:  "verify",
-		Usage: "gate CI on reports written elsewhere (a VM): fail on any failed check, or on skipped required settings",
-		Description: `Reads each REPORT (report.json or validity.json of secrunctl conformance
---report-dir) and exits 1 when a check failed, when the counts disagree
-with the checks listed, or when a setting named by --require had a
-skipped check or none at all. Prints one line per report.`,
-		ArgsUsage: "REPORT.json...",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "require", Usage: "comma-separated settings that must have run, none skipped (e.g. apparmor)"},
-		},
-		Action: verifyConformance,
-	}},
+	Subcommands: []*cli.Command{conformanceImageCommand, conformanceVerifyCommand},
+	Action:      runConformance,
 }
 
-func verifyConformance(c *cli.Context) error {
-	if c.NArg() == 0 {
-		return errors.New("verify needs one or more report files (report.json, validity.json)")
-	}
-	require, err := conformance.ParseSettings(c.String("require"))
-	if err != nil {
-		return fmt.Errorf("--require: %w", err)
-	}
-	bad := 0
-	for _, p := range c.Args().Slice() {
-		r, err := conformance.ReadResult(p)
+var conformanceImageCommand = &cli.Command{
+	Name:  "image",
+	Usage: "write the Kubernetes target's probe image as an OCI archive and print its reference",
+	Description: `Builds the probe image (the static probe, its setuid-root copy, /etc/passwd
+and /etc/group) as an OCI image layout archive, without a container engine,
+and prints its reference, secrun.local/probe:<layer digest>. Import it into
+the node's containerd (ctr -n k8s.io images import FILE) before
+secrunctl conformance --target kubernetes with the same --probe.`,
+	ArgsUsage: " ",
+	Flags: []cli.Flag{
+		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Required: true, Usage: "archive to write"},
+		&cli.StringFlag{Name: "probe", EnvVars: []string{"SECRUN_PROBE"}, Usage: "a static probe binary (default: conformance-probe next to secrunctl, else build ./conformance/probe)"},
+	},
+	Action: func(c *cli.Context) error {
+		if c.NArg() > 0 {
+			return fmt.Errorf("conformance image takes no arguments (got %q)", c.Args().Slice())
+		}
+		ref, err := conformance.WriteProbeImage(conformance.Options{ProbePath: c.String("probe"), Log: os.Stderr}, c.String("output"))
 		if err != nil {
 			return err
 		}
-		if err := r.Verify(require); err != nil {
-			bad++
-			fmt.Fprintf(os.Stderr, "secrunctl: %s: %s\n", p, strings.ReplaceAll(err.Error(), "\n", "; "))
-			continue
-		}
-		fmt.Printf("%s: %s; ok\n", p, r.CountLine())
-	}
-	if bad > 0 {
-		return cli.Exit("", 1)
-	}
-	return nil
+		fmt.Println(ref)
+		return nil
+	},
 }
 
 func runConformance(c *cli.Context) error {
@@ -127,6 +138,9 @@ func runConformance(c *cli.Context) error {
 		ProbePath:    c.String("probe"),
 		Timeout:      c.Duration("timeout"),
 		Log:          os.Stderr,
+	}
+	if err := kubernetesOptions(c, &opts); err != nil {
+		return err
 	}
 	if c.IsSet("allowed-unsafe-sysctls") {
 		opts.AllowedUnsafeSysctls = c.StringSlice("allowed-unsafe-sysctls")
@@ -168,4 +182,80 @@ func runConformance(c *cli.Context) error {
 func isTerminal(f *os.File) bool {
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
+}
+
+// kubernetesOptions reads the Kubernetes target's flags, and refuses the
+// bundle target's where they mean nothing.
+func kubernetesOptions(c *cli.Context, opts *conformance.Options) error {
+	opts.Target = c.String("target")
+	if opts.Target != conformance.TargetKubernetes {
+		// --kubeconfig is left out: $KUBECONFIG sets it for everyone.
+		for _, f := range []string{"runtime-class", "node", "image", "import-image"} {
+			if c.IsSet(f) {
+				return fmt.Errorf("--%s is for --target kubernetes", f)
+			}
+		}
+		return nil
+	}
+	for _, f := range []string{"runtime", "secrun", "delegate", "work-dir", "policy", "policy-for-all"} {
+		if c.IsSet(f) {
+			return fmt.Errorf("--%s does not apply to --target kubernetes: the node's RuntimeClasses (--runtime-class) decide", f)
+		}
+	}
+	if !c.IsSet("timeout") {
+		opts.Timeout = 0
+	}
+	opts.Kube = conformance.KubeOptions{
+		Kubeconfig:         c.String("kubeconfig"),
+		Kubectl:            c.String("kubectl"),
+		RuntimeClasses:     c.StringSlice("runtime-class"),
+		PlainRuntimeClass:  c.String("plain-runtime-class"),
+		Namespace:          c.String("namespace"),
+		Node:               c.String("node"),
+		Image:              c.String("image"),
+		ImportCommand:      strings.Fields(c.String("import-image")),
+		SeccompProfileRoot: c.String("seccomp-profile-root"),
+	}
+	return nil
+}
+
+var conformanceVerifyCommand = &cli.Command{
+	Name:  "verify",
+	Usage: "gate CI on reports written elsewhere (a VM): fail on any failed check, or on skipped required settings",
+	Description: `Reads each REPORT (report.json or validity.json of secrunctl conformance
+--report-dir) and exits 1 when a check failed, when the counts disagree
+with the checks listed, or when a setting named by --require had a
+skipped check or none at all. Prints one line per report.`,
+	ArgsUsage: "REPORT.json...",
+	Flags: []cli.Flag{
+		&cli.StringFlag{Name: "require", Usage: "comma-separated settings that must have run, none skipped (e.g. apparmor)"},
+	},
+	Action: verifyConformance,
+}
+
+func verifyConformance(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return errors.New("verify needs one or more report files (report.json, validity.json)")
+	}
+	require, err := conformance.ParseSettings(c.String("require"))
+	if err != nil {
+		return fmt.Errorf("--require: %w", err)
+	}
+	bad := 0
+	for _, p := range c.Args().Slice() {
+		r, err := conformance.ReadResult(p)
+		if err != nil {
+			return err
+		}
+		if err := r.Verify(require); err != nil {
+			bad++
+			fmt.Fprintf(os.Stderr, "secrunctl: %s: %s\n", p, strings.ReplaceAll(err.Error(), "\n", "; "))
+			continue
+		}
+		fmt.Printf("%s: %s; ok\n", p, r.CountLine())
+	}
+	if bad > 0 {
+		return cli.Exit("", 1)
+	}
+	return nil
 }

@@ -1,20 +1,16 @@
 package containerd
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,9 +21,8 @@ import (
 	"github.com/secrun/secrun/internal/testenv"
 )
 
-// EnableEnv turns the suite on. It starts a containerd daemon and creates a
-// network bridge, which `go test ./...` should not do by surprise; `make
-// test-containerd` sets it.
+// EnableEnv turns the suite on. It starts a containerd daemon, which `go
+// test ./...` should not do by surprise; `make test-containerd` sets it.
 const EnableEnv = "SECRUN_CONTAINERD_TEST"
 
 // KeepEnv=1 keeps the test directory (containerd's log, config, audit log)
@@ -72,7 +67,8 @@ type env struct {
 	// crictl is "" when the CRI tests cannot run; criSkip says why.
 	crictl  string
 	criSkip string
-	bridge  string
+	// netName is the CNI network's unique name: libcni's cache files in
+	// /var/lib/cni carry it, so cleanup removes only this run's.
 	netName string
 	// baseConfig is containerd.toml before secrunctl added the handlers.
 	baseConfig string
@@ -89,7 +85,7 @@ type env struct {
 func requireSuite(t *testing.T) {
 	t.Helper()
 	if os.Getenv(EnableEnv) != "1" {
-		t.Skipf("skipped: the containerd suite starts a containerd daemon and a CNI bridge; run `make test-containerd` (or set %s=1 as root)", EnableEnv)
+		t.Skipf("skipped: the containerd suite starts a containerd daemon; run `make test-containerd` (or set %s=1 as root)", EnableEnv)
 	}
 	if os.Geteuid() != 0 {
 		t.Skip("skipped: containerd and its containers need root")
@@ -163,8 +159,8 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-// findCRI decides whether the CRI tests can run: crictl and the CNI
-// plugins they need for a Pod network.
+// findCRI decides whether the CRI tests can run: they need crictl. The
+// Pod network is the repository's own CNI plugin (integration/loopnet).
 func (e *env) findCRI() {
 	crictl, err := exec.LookPath("crictl")
 	if err != nil {
@@ -173,14 +169,11 @@ func (e *env) findCRI() {
 			crictl = p
 		}
 	}
-	switch {
-	case crictl == "":
+	if crictl == "" {
 		e.criSkip = "crictl is not installed (go install sigs.k8s.io/cri-tools/cmd/crictl@v1.37.0, or run scripts/containerd-test.sh)"
-	case !fileExists(filepath.Join(cniBinDir, "bridge")) || !fileExists(filepath.Join(cniBinDir, "host-local")) || !fileExists(filepath.Join(cniBinDir, "loopback")):
-		e.criSkip = "the CNI bridge, host-local and loopback plugins are not in " + cniBinDir + " (apt-get install containernetworking-plugins)"
-	default:
-		e.crictl = crictl
+		return
 	}
+	e.crictl = crictl
 }
 
 // hostPaths are the directories outside the test's own that get created
@@ -193,14 +186,13 @@ var hostPaths = []string{
 	"/var/lib/cni/results", "/var/lib/cni",
 }
 
-// cniBinDir is where Debian's containernetworking-plugins puts them.
-const cniBinDir = "/usr/lib/cni"
-
 func (e *env) build() (probe, pause []byte) {
 	e.mkdir("bin")
 	root := testenv.ModuleRoot()
 	type job struct{ out, pkg string }
-	jobs := []job{{"bin/secrun", "./cmd/secrun"}, {"bin/secrunctl", "./cmd/secrunctl"}, {"probe", "./conformance/probe"}, {"pause", "./integration/containerd/pause"}}
+	e.mkdir("cni/bin")
+	jobs := []job{{"bin/secrun", "./cmd/secrun"}, {"bin/secrunctl", "./cmd/secrunctl"}, {"probe", "./conformance/probe"}, {"pause", "./integration/containerd/pause"},
+		{"cni/bin/loopnet", "./integration/loopnet"}}
 	errs := make([]error, len(jobs))
 	var wg sync.WaitGroup
 	for i, j := range jobs {
@@ -211,6 +203,7 @@ func (e *env) build() (probe, pause []byte) {
 			// the host and keeps the default.
 			cmd.Env = os.Environ()
 			if !strings.HasPrefix(j.out, "bin/") {
+				// The CNI plugin too: it runs on the host, but needs no cgo.
 				cmd.Env = append(cmd.Env, "CGO_ENABLED=0")
 			}
 			if out, err := cmd.CombinedOutput(); err != nil {
@@ -226,6 +219,11 @@ func (e *env) build() (probe, pause []byte) {
 		if err := os.Symlink("secrun", filepath.Join(e.binDir, install.Handler(p))); err != nil {
 			e.t.Fatal(err)
 		}
+	}
+	// containerd's CRI asks every sandbox for lo through a plugin named
+	// loopback; loopnet does that job under that name.
+	if err := os.Link(filepath.Join(e.dir, "cni/bin/loopnet"), filepath.Join(e.dir, "cni/bin/loopback")); err != nil {
+		e.t.Fatal(err)
 	}
 	probe, err := os.ReadFile(filepath.Join(e.dir, "probe"))
 	if err != nil {
@@ -255,84 +253,20 @@ func imageFiles(probe, pause []byte) []layerFile {
 	}
 }
 
-// writeCNI writes a bridge network with a bridge name and a subnet of its
-// own. The bridge gets no address (isGateway false), so the plugin leaves
-// the host's ip_forward alone; the Pods need an address, not a route.
+// writeCNI writes the Pod network: loopnet, which keeps both ends of a
+// veth pair inside the Pod's network namespace and gives eth0 an address
+// in 127.0.0.0/8. Nothing is created on the host.
 func (e *env) writeCNI() {
-	e.bridge = "srt" + randHex(5) // at most 15 bytes, unlikely to exist
-	if _, err := net.InterfaceByName(e.bridge); err == nil {
-		e.t.Fatalf("interface %s exists; run again", e.bridge)
-	}
-	e.netName = "secrun-test-" + e.bridge
-	subnet := e.freeSubnet()
+	e.netName = "secrun-test-" + randHex(8)
 	conf := map[string]any{
-		"cniVersion": "0.4.0",
+		"cniVersion": "1.0.0",
 		"name":       e.netName,
-		"plugins": []any{map[string]any{
-			"type":      "bridge",
-			"bridge":    e.bridge,
-			"isGateway": false,
-			"ipMasq":    false,
-			"ipam": map[string]any{
-				"type":    "host-local",
-				"ranges":  [][]map[string]string{{{"subnet": subnet}}},
-				"dataDir": filepath.Join(e.dir, "cni", "ipam"),
-			},
-		}},
+		"plugins":    []any{map[string]any{"type": "loopnet"}},
 	}
 	b, _ := json.MarshalIndent(conf, "", "  ")
 	e.mkdir("cni/net.d")
 	e.write("cni/net.d/10-secrun-test.conflist", string(b))
-	e.t.Logf("CNI network %s: bridge %s, subnet %s", e.netName, e.bridge, subnet)
-}
-
-// freeSubnet picks a /24 in 10.231.0.0/16 that no address or route on
-// this machine touches.
-func (e *env) freeSubnet() string {
-	var used []*net.IPNet
-	addrs, _ := net.InterfaceAddrs()
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok {
-			used = append(used, n)
-		}
-	}
-	used = append(used, routes()...)
-	for range 64 {
-		b := make([]byte, 1)
-		rand.Read(b)
-		_, cand, _ := net.ParseCIDR(fmt.Sprintf("10.231.%d.0/24", b[0]))
-		if !slices.ContainsFunc(used, func(n *net.IPNet) bool { return n.Contains(cand.IP) || cand.Contains(n.IP) }) {
-			return cand.String()
-		}
-	}
-	e.t.Fatal("no free /24 in 10.231.0.0/16 for the test network")
-	return ""
-}
-
-// routes are the IPv4 routes of the main table (/proc/net/route); a
-// default route is left out, it overlaps everything.
-func routes() []*net.IPNet {
-	f, err := os.Open("/proc/net/route")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []*net.IPNet
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fs := strings.Fields(sc.Text())
-		if len(fs) < 8 || fs[0] == "Iface" {
-			continue
-		}
-		dst, err1 := strconv.ParseUint(fs[1], 16, 32)
-		mask, err2 := strconv.ParseUint(fs[7], 16, 32)
-		if err1 != nil || err2 != nil || mask == 0 {
-			continue
-		}
-		le := func(v uint64) net.IP { return net.IPv4(byte(v), byte(v>>8), byte(v>>16), byte(v>>24)) }
-		out = append(out, &net.IPNet{IP: le(dst).To4(), Mask: net.IPMask(le(mask).To4())})
-	}
-	return out
+	e.t.Logf("CNI network %s: loopnet (127.0.0.0/8 inside each Pod's namespace)", e.netName)
 }
 
 // writeContainerdConfig writes a version 2 configuration that keeps every
@@ -376,7 +310,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.%[9]s.options]
         BinaryName = %[10]q
 `, filepath.Join(d, "root"), filepath.Join(d, "state"), e.sock, e.sock+".ttrpc",
-		filepath.Join(d, "opt"), pauseRef, cniBinDir, filepath.Join(d, "cni", "net.d"),
+		filepath.Join(d, "opt"), pauseRef, filepath.Join(d, "cni", "bin"), filepath.Join(d, "cni", "net.d"),
 		plainHandler, filepath.Join(e.binDir, install.Handler("restricted")))
 	e.write("containerd.toml", base)
 	e.baseConfig = base
@@ -435,7 +369,7 @@ func (e *env) start() {
 }
 
 // cleanup removes Pods and containers through containerd, stops it, and
-// removes what could outlive it: mounts, the bridge, CNI's cache, dir.
+// removes what could outlive it: mounts, CNI's cache, dir.
 func (e *env) cleanup() {
 	t := e.t
 	if e.daemon != nil && e.daemon.ProcessState == nil {
@@ -466,13 +400,10 @@ func (e *env) cleanup() {
 	if t.Failed() {
 		t.Logf("containerd log (tail):\n%s", e.logTail())
 	}
-	unmountUnder(t, e.dir)
-	if e.bridge != "" {
-		if _, err := net.InterfaceByName(e.bridge); err == nil {
-			if out, err := exec.Command("ip", "link", "delete", e.bridge).CombinedOutput(); err != nil {
-				t.Errorf("cleanup: delete bridge %s: %v %s", e.bridge, err, out)
-			}
-		}
+	if err := testenv.UnmountUnder(e.dir); err != nil {
+		t.Logf("cleanup: %v", err)
+	}
+	if e.netName != "" {
 		// libcni caches results in /var/lib/cni whatever containerd's
 		// root; the files of this network carry its unique name.
 		if m, _ := filepath.Glob(filepath.Join("/var/lib/cni/results", e.netName+"-*")); len(m) > 0 {
@@ -491,28 +422,6 @@ func (e *env) cleanup() {
 	}
 	if err := os.RemoveAll(e.dir); err != nil {
 		t.Errorf("cleanup: %v", err)
-	}
-}
-
-// unmountUnder detaches every mount below dir, deepest first: a container
-// whose removal failed leaves its rootfs and network namespace mounted.
-func unmountUnder(t *testing.T, dir string) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	var mps []string
-	for _, line := range strings.Split(string(b), "\n") {
-		fs := strings.Fields(line)
-		if len(fs) > 4 && strings.HasPrefix(fs[4], dir+"/") {
-			mps = append(mps, fs[4])
-		}
-	}
-	slices.SortFunc(mps, func(a, b string) int { return len(b) - len(a) })
-	for _, mp := range mps {
-		if err := syscall.Unmount(mp, syscall.MNT_DETACH); err != nil {
-			t.Logf("cleanup: unmount %s: %v", mp, err)
-		}
 	}
 }
 
