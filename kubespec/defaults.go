@@ -136,7 +136,7 @@ func DefaultSpec(c DefaultSpecConfig) (*specs.Spec, error) {
 		Mounts: defaultMounts(c.HostIPC),
 		Linux: &specs.Linux{
 			Namespaces:    namespaces,
-			MaskedPaths:   slices.Clone(spec.DefaultMaskedPaths),
+			MaskedPaths:   spec.KubeletMaskedPaths(),
 			ReadonlyPaths: slices.Clone(spec.DefaultReadonlyPaths),
 			Resources: &specs.LinuxResources{
 				// Deny first: runc appends allow rules for the devices it

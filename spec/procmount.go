@@ -2,17 +2,22 @@ package spec
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // DefaultMaskedPaths and DefaultReadonlyPaths are the kubelet's lists for
-// procMount Default: paths that leak host state or let a process change
-// the host kernel.
+// procMount Default (pkg/securitycontext/util.go, v1.37: "kept in sync
+// with moby"): paths that leak host state or let a process change the
+// host kernel. The kubelet also masks each CPU's thermal_throttle
+// directory where the node has one; KubeletMaskedPaths adds those.
 var (
 	DefaultMaskedPaths = []string{
-		"/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys",
+		"/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
 		"/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
 		"/proc/sched_debug", "/proc/scsi", "/sys/firmware",
 		"/sys/devices/virtual/powercap",
@@ -21,6 +26,20 @@ var (
 		"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
 	}
 )
+
+// KubeletMaskedPaths is DefaultMaskedPaths plus the thermal_throttle
+// directories this node's CPUs have, as the kubelet computes them.
+func KubeletMaskedPaths() []string {
+	out := slices.Clone(DefaultMaskedPaths)
+	thermal, _ := filepath.Glob("/sys/devices/system/cpu/cpu[0-9]*/thermal_throttle")
+	slices.SortFunc(thermal, func(a, b string) int { return cpuIndex(a) - cpuIndex(b) })
+	return append(out, thermal...)
+}
+
+func cpuIndex(path string) int {
+	n, _ := strconv.Atoi(strings.TrimPrefix(filepath.Base(filepath.Dir(path)), "cpu"))
+	return n
+}
 
 // ProcMount values, as in the Kubernetes API.
 const (
@@ -37,7 +56,7 @@ func WithProcMount(kind string) Option {
 		switch kind {
 		case "", ProcMountDefault:
 			l := ensureLinux(s)
-			l.MaskedPaths = mergePaths(l.MaskedPaths, DefaultMaskedPaths)
+			l.MaskedPaths = mergePaths(l.MaskedPaths, KubeletMaskedPaths())
 			l.ReadonlyPaths = mergePaths(l.ReadonlyPaths, DefaultReadonlyPaths)
 			return nil
 		case ProcMountUnmasked:
@@ -58,7 +77,7 @@ func WithProcMount(kind string) Option {
 // containerd's defaults were set; a bundle without them is still procMount
 // Default as those components write it, so their absence alone is not a
 // finding (hardening adds them with the rest).
-var laterMaskedPaths = []string{"/sys/devices/virtual/powercap"}
+var laterMaskedPaths = []string{"/sys/devices/virtual/powercap", "/proc/interrupts"}
 
 // MissingProcMasks lists the default masked and readonly paths the spec
 // lacks. A non-empty answer means /proc is less protected than procMount
