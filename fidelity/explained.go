@@ -142,7 +142,9 @@ var Explanations = []Explanation{
 			"containerd 1.6 still allows io_uring and every socket family, 2.x allows socket families below AF_ALG and " +
 			"the lsm_* syscalls whatever the kernel, and neither knows the newest syscalls (cachestat, fchmodat2, " +
 			"futex_wait/wake/requeue, the *xattrat and list/statmount calls, map_shadow_stack, mseal, uretprobe, " +
-			"riscv_hwprobe). Only rules for those syscalls are explained; any other rule that differs is not.",
+			"riscv_hwprobe); containerd 1.6 also gates process_vm_readv/writev on SYS_PTRACE and name_to_handle_at on " +
+			"SYS_ADMIN, which moby allows every container. Only rules for those syscalls are explained; any other rule " +
+			"that differs is not.",
 		Source: "containerd contrib/seccomp/seccomp_default.go (DefaultProfile, v1.6 and v2.x); moby/profiles seccomp/default_linux.go",
 		Elements: func(c *Case, onlyC, onlyT []string) ([]string, []string) {
 			if !runtimeDefault(c) {
@@ -282,6 +284,7 @@ var (
 		"listxattrat", "lsm_get_self_attr", "lsm_list_modules", "lsm_set_self_attr", "map_shadow_stack",
 		"mseal", "removexattrat", "riscv_hwprobe", "set_mempolicy_home_node", "setxattrat", "statmount",
 		"uretprobe", "socket",
+		"name_to_handle_at", "process_vm_readv", "process_vm_writev", // containerd 1.6 gates them on capabilities
 	}
 )
 
