@@ -283,6 +283,29 @@ func TestPodVolumesAllowed(t *testing.T) {
 	}
 }
 
+func TestSandboxWritableSysfsHardened(t *testing.T) {
+	// containerd 2.x gives the sandbox of a Pod with a privileged
+	// container a writable /sys; the sandbox is made read-only, not
+	// refused, so the privileged container carries the refusal.
+	s, env := cleanSpec(t)
+	s.Annotations = map[string]string{"io.kubernetes.cri.container-type": "sandbox"}
+	s.Process.Args = []string{"/pause"}
+	for i := range s.Mounts {
+		if s.Mounts[i].Type == "sysfs" {
+			s.Mounts[i].Options = []string{"nosuid", "noexec", "nodev", "rw"}
+		}
+	}
+	out := builtin(t, "baseline", Enforce).Decide(env, s)
+	if out.Refused() {
+		t.Fatalf("the sandbox was refused: %v", out.Findings)
+	}
+	for _, m := range s.Mounts {
+		if m.Type == "sysfs" && !mountReadonly(m) {
+			t.Errorf("sysfs still writable: %v", m.Options)
+		}
+	}
+}
+
 func TestPinnedUserNamespace(t *testing.T) {
 	// containerd 2.x: the sandbox joins the user namespace it pinned for
 	// the Pod, with the mappings in the spec.

@@ -226,7 +226,9 @@ func checkMounts(p *Policy, env *Env, s *specs.Spec) []Finding {
 			if resolved != want {
 				add("", fmt.Sprintf("%s mounted at %s; the runtime mounts it only at %s", m.Type, resolved, want), "remove the extra mount")
 			} else if !mountReadonly(m) {
-				add(".options", fmt.Sprintf("%s at %s is writable, which lets the container change host kernel and cgroup settings", m.Type, want), "mount it read-only (only privileged containers get it writable)")
+				out = append(out, Finding{Rule: RuleMounts, Field: field + ".options", Fixable: env != nil && env.sandbox,
+					Problem: fmt.Sprintf("%s at %s is writable, which lets the container change host kernel and cgroup settings", m.Type, want),
+					Fix:     "mount it read-only (only privileged containers get it writable)"})
 			}
 			continue
 		}
@@ -336,4 +338,25 @@ func checkProcessPaths(p *Policy, env *Env, s *specs.Spec) []Finding {
 
 func runtimeInternal(path string) bool {
 	return under(path, "/proc") || under(path, "/sys") || under(path, "/dev/fd")
+}
+
+// fixMounts makes a Pod sandbox's sysfs and cgroupfs read-only: the
+// kubelet asks for a privileged sandbox when any of the Pod's containers
+// is privileged (pkg/kubelet/kuberuntime/kuberuntime_sandbox.go), and
+// containerd 2.x then mounts them writable for the pause process, which
+// needs neither; the privileged container itself carries the refusal. A
+// container that asks for a writable /sys is refused, not rewritten.
+func fixMounts(_ *Policy, env *Env, _ *specs.Spec) spec.Option {
+	if env == nil || !env.sandbox {
+		return nil
+	}
+	return func(s *specs.Spec) error {
+		for i := range s.Mounts {
+			m := &s.Mounts[i]
+			if (m.Type == "sysfs" && m.Destination == "/sys") || ((m.Type == "cgroup" || m.Type == "cgroup2") && m.Destination == "/sys/fs/cgroup") {
+				m.Options = append(slices.DeleteFunc(slices.Clone(m.Options), func(o string) bool { return o == "rw" || o == "ro" }), "ro")
+			}
+		}
+		return nil
+	}
 }

@@ -80,7 +80,7 @@ var settings = []Setting{
 	{Rule: RuleUserNamespace, OCI: []string{"linux.namespaces", "linux.uidMappings", "linux.gidMappings"}, Kubernetes: []string{"pod.hostUsers"}, check: checkUserNamespace},
 	{Rule: RuleHooks, OCI: []string{"hooks"}, check: checkHooks},
 	{Rule: RuleHostPaths, OCI: []string{"mounts"}, Kubernetes: []string{"pod.volumes"}, check: checkHostPaths},
-	{Rule: RuleMounts, OCI: []string{"mounts", "root.path"}, Kubernetes: []string{"volumeMounts"}, check: checkMounts},
+	{Rule: RuleMounts, OCI: []string{"mounts", "root.path"}, Kubernetes: []string{"volumeMounts"}, check: checkMounts, fix: fixMounts},
 	{Rule: RuleProcessPaths, OCI: []string{"process.cwd", "process.args"}, Kubernetes: []string{"workingDir", "command"}, Process: true, ExecFlags: []ExecFlag{ExecCwd, ExecCommand}, check: checkProcessPaths},
 	{Rule: RuleDevices, OCI: []string{"linux.devices", "linux.resources.devices"}, Kubernetes: []string{"securityContext.privileged"}, check: checkDevices},
 	{Rule: RuleOOMScoreAdj, OCI: []string{"process.oomScoreAdj"}, Process: true, check: checkOOMScoreAdj},

@@ -177,6 +177,9 @@ func (s *suite) applyInstaller(uninstall bool) error {
 			cfg := data["config.yaml"].(string)
 			cfg = regexp.MustCompile(`(?m)^auditLog: .*$`).ReplaceAllString(cfg, "auditLog: "+c.AuditLog)
 			cfg = regexp.MustCompile(`(?m)^runtime: .*$`).ReplaceAllString(cfg, "runtime: "+s.row.Runc)
+			// The report directory the node lets restricted Pods mount is
+			// this node's, as the Job's hostPath is.
+			cfg = strings.ReplaceAll(cfg, "/var/log/secrun/conformance", filepath.Join(c.NodeRoot, "var", "log", "secrun", "conformance"))
 			data["config.yaml"] = cfg
 		case obj["kind"] == "DaemonSet":
 			spec := dig(obj, "spec", "template", "spec")
