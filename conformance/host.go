@@ -33,7 +33,12 @@ type hostEnv struct {
 	// Pod sandbox that does not set them itself (the Kubernetes target;
 	// see containerdSandboxSysctls).
 	SandboxSysctls map[string]string
-	exists         func(string) bool
+	// PodSandbox says the Pod's sysctls go on a sandbox of their own, as
+	// the kubelet and containerd put them (the Kubernetes target): a
+	// policy that forbids one refuses the sandbox, so the container is
+	// never created and the refusal names sysctls alone.
+	PodSandbox bool
+	exists     func(string) bool
 }
 
 // Reasons for skips that depend on the node.

@@ -281,6 +281,13 @@ func podObservation(pod *corev1.Pod, container, log string, events []corev1.Even
 		}
 	}
 	obs.event = containerEvent(events, container)
+	if sandbox := sandboxEvent(events); obs.event == "" && strings.Contains(sandbox, "secrun: ") && (st == nil || st.State.Waiting != nil) {
+		// secrun refused the Pod's sandbox (its sysctls are the
+		// sandbox's): the container never got a bundle, and the
+		// refusal is the Pod's event, as a runtime's stderr.
+		obs.event, obs.exit, obs.stderr = sandbox, 1, sandbox
+		return obs
+	}
 	switch {
 	case st == nil:
 		obs.runErr = fmt.Errorf("the Pod never started container %s: %s", container, podSummary(pod, events))
@@ -325,6 +332,21 @@ func containerEvent(events []corev1.Event, container string) string {
 	var msg string
 	for _, e := range sortedEvents(events) {
 		if e.InvolvedObject.FieldPath != field || e.Reason != "Failed" {
+			continue
+		}
+		if strings.Contains(e.Message, "secrun: ") || msg == "" || !strings.Contains(msg, "secrun: ") {
+			msg = e.Message
+		}
+	}
+	return msg
+}
+
+// sandboxEvent is the message of the kubelet's last event saying the
+// Pod's sandbox could not be created, preferring one with secrun's line.
+func sandboxEvent(events []corev1.Event) string {
+	var msg string
+	for _, e := range sortedEvents(events) {
+		if e.Reason != "FailedCreatePodSandBox" {
 			continue
 		}
 		if strings.Contains(e.Message, "secrun: ") || msg == "" || !strings.Contains(msg, "secrun: ") {

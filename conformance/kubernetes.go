@@ -240,6 +240,7 @@ func newKubeSuite(ctx context.Context, opts Options) (*suite, error) {
 		return s, err
 	}
 	s.host.SandboxSysctls = containerdSandboxSysctls(t.runtimeVersion)
+	s.host.PodSandbox = true
 	if err := s.resolveClasses(ctx); err != nil {
 		return s, err
 	}
@@ -664,12 +665,19 @@ func (s *suite) waitPod(ctx context.Context, p *kubePodRun) {
 	deadline := time.Now().Add(s.opts.Timeout)
 	var pod *corev1.Pod
 	var lastErr error
-	for {
+	for tries := 0; ; tries++ {
 		got, err := t.k.pod(ctx, ns, p.name)
 		if err == nil {
 			pod, lastErr = got, nil
 			if podFinished(pod) {
 				break
+			}
+			// A sandbox secrun refused is final: the kubelet retries it
+			// until the Pod is deleted, and no container will start.
+			if tries%3 == 2 {
+				if events, err := t.k.podEvents(ctx, ns, p.name); err == nil && strings.Contains(sandboxEvent(events), "secrun: ") {
+					break
+				}
 			}
 		} else {
 			lastErr = err

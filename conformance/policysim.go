@@ -222,6 +222,12 @@ func (ps *policySim) apply(h *hostEnv, d *derivation, sc effectiveSC, confined f
 		d.note("capabilities: %s raises them into the ambient set for uid %d", by, m.UID)
 	}
 
+	if h.PodSandbox && slices.Contains(left, "sysctls") {
+		// secrun refuses the sandbox, which carries the Pod's sysctls,
+		// before the container has a bundle (policy/intent.go IsSandbox:
+		// a sandbox is refused for what no rewrite fixes).
+		left = []string{"sysctls"}
+	}
 	if len(left) > 0 {
 		d.refusal = &refusal{Policy: p.Name, Mode: string(p.Mode), Rules: left}
 		d.note("%s must refuse the container: %s", by, strings.Join(left, ", "))

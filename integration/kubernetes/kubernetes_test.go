@@ -54,6 +54,8 @@ type rowResult struct {
 	tests    []testResult
 	note     string
 	fidelity string
+	// suite holds the conformance suite's count lines on this node.
+	suite []string
 }
 
 type testResult struct {
@@ -171,6 +173,7 @@ func runRow(t *testing.T, repo string, tools *cluster.Tools, row cluster.Row, re
 	}
 	s.run(t, "captured-config-json", s.testCaptured)
 	s.run(t, "translate-fidelity", s.testFidelity)
+	s.run(t, "conformance-suite", s.testConformanceSuite)
 	s.run(t, "rollout-daemonset-and-job", s.testRollout)
 }
 
@@ -225,6 +228,9 @@ func printSummary(t *testing.T, results []*rowResult, hostOK bool) {
 				st = "FAILED"
 			}
 			fmt.Fprintf(&b, "%-16s %-62s %9.1fs  %s\n", r.row, "test "+x.name, x.took.Seconds(), st)
+		}
+		for _, l := range r.suite {
+			fmt.Fprintf(&b, "%-16s %s\n", r.row, l)
 		}
 		if r.fidelity != "" {
 			fmt.Fprintf(&b, "%-16s fidelity: %s\n", r.row, r.fidelity)

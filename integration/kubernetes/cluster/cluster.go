@@ -218,7 +218,9 @@ func (c *Cluster) prepare() error {
 	if err := writeFile(filepath.Join(c.Dir, "resolv.conf"), "nameserver 127.0.0.53\n", 0o644); err != nil {
 		return err
 	}
-	cfg := "auditLog: " + c.AuditLog + "\nruntime: " + c.opts.Row.Runc + "\n" + c.opts.SecrunConfig
+	// secrun reads Localhost seccomp profiles where this node's kubelet
+	// keeps them (its --root-dir), as an admin sets seccompProfileRoot.
+	cfg := "auditLog: " + c.AuditLog + "\nruntime: " + c.opts.Row.Runc + "\nseccompProfileRoot: " + filepath.Join(c.Dir, "kubelet", "seccomp") + "\n" + c.opts.SecrunConfig
 	return writeFile(c.SecrunConfigPath, cfg, 0o644)
 }
 
@@ -394,6 +396,17 @@ func (c *Cluster) installSecrun() error {
 func (c *Cluster) Secrunctl(args ...string) result {
 	return run(90*time.Second, nil, filepath.Join(c.BinDir, "secrunctl"), append([]string{"--config", c.SecrunConfigPath}, args...)...)
 }
+
+// SecrunctlWithin is Secrunctl with a deadline of its own, for the
+// conformance suite's long runs.
+func (c *Cluster) SecrunctlWithin(timeout time.Duration, args ...string) result {
+	return run(timeout, nil, filepath.Join(c.BinDir, "secrunctl"), append([]string{"--config", c.SecrunConfigPath}, args...)...)
+}
+
+// KubectlPath and CtrPath are the binaries Kubectl and Ctr run, for tools
+// that call them themselves.
+func (c *Cluster) KubectlPath() string { return c.opts.Tools.Kubectl }
+func (c *Cluster) CtrPath() string     { return filepath.Join(c.opts.Row.BinDir, "ctr") }
 
 // Ctr runs the row's ctr against the node's containerd, namespace k8s.io.
 func (c *Cluster) Ctr(args ...string) result {
