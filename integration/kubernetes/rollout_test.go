@@ -60,8 +60,12 @@ func (s *suite) testRollout(t *testing.T) {
 	// The kubelet may run the init container again once containerd is
 	// back (the sandbox it started in was the old containerd's); that run
 	// finds nothing to change. The restart itself is counted below.
-	if !strings.Contains(logs.Stdout, "secrun installed: handlers") ||
-		!(strings.Contains(logs.Stdout, "restarting containerd: kill ") || strings.Contains(logs.Stdout, "no change")) {
+	// Its last line can be lost with the containerd it restarts (the
+	// container's output goes through containerd's shim): the restart
+	// line, or a rerun's "secrun installed", is the proof; what the
+	// install did is checked below.
+	if !strings.Contains(logs.Stdout, "restarting containerd: kill ") &&
+		!(strings.Contains(logs.Stdout, "secrun installed: handlers") && strings.Contains(logs.Stdout, "no change")) {
 		t.Errorf("the installer's log does not show the install:\n%s", logs)
 	}
 	if got := c.ContainerdRestarts(); got != restarts+1 {
