@@ -1,0 +1,102 @@
+package conformance
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/secrun/secrun/conformance/probe/report"
+)
+
+// The AppArmor and SELinux checks of the suite (checks.go has the types they share).
+
+// appArmorDenyPath is the file the suite's Localhost AppArmor profile
+// forbids writing; the probe image holds it writable for everyone.
+const appArmorDenyPath = "/secrun-apparmor-denied"
+
+func (d *deriver) appArmorChecks() {
+	m := d.m
+	want := m.AppArmor
+	d.add(&check{
+		Name:        report.OpAppArmorLabel,
+		Setting:     SettingAppArmor,
+		Description: "the process is confined by the AppArmor profile the Pod names (" + map[bool]string{true: strings.TrimSpace(m.AppArmor + " " + m.AppArmorName), false: "unconfined"}[want != ""] + ")",
+		Expected:    map[bool]string{true: "confined, enforce mode", false: "unconfined"}[want != ""],
+		eval: func(o *observation) verdict {
+			rep, v := o.started()
+			if v != nil {
+				return *v
+			}
+			got := rep.AppArmor
+			confined := got != "" && got != "unconfined"
+			switch {
+			case want == "" && !confined:
+				return pass(got)
+			case want == "":
+				return failf(got, "the process is confined")
+			case !confined || !strings.HasSuffix(got, "(enforce)"):
+				return failf(got, "expected an enforcing profile")
+			case want == "Localhost" && !strings.HasPrefix(got, m.AppArmorName+" "):
+				return failf(got, "expected profile %s", m.AppArmorName)
+			}
+			return pass(got)
+		},
+		brk: &breaker{key: "apparmor-toggle", desc: "the bundle sets no AppArmor profile", model: func(m *model) {
+			if m.AppArmor == "" {
+				m.AppArmor = "RuntimeDefault"
+			} else {
+				m.AppArmor, m.AppArmorName = "", ""
+			}
+		}},
+	})
+	if want == "Localhost" && m.AppArmorName == appArmorProfileName {
+		errnos := []string{"EACCES"}
+		d.add(&check{
+			Name:        report.OpAppArmorDenied,
+			Setting:     SettingAppArmor,
+			Description: "the Localhost profile's deny rule stops a write to " + appArmorDenyPath + " that file permissions allow",
+			Expected:    expectText(false, errnos),
+			eval:        expectOp(report.OpAppArmorDenied, false, errnos),
+			brk:         &breaker{key: "apparmor-toggle", desc: "the bundle sets no AppArmor profile", model: func(m *model) { m.AppArmor, m.AppArmorName = "", "" }},
+		})
+	}
+}
+
+func (d *deriver) selinuxChecks() {
+	m := d.m
+	want := m.SELinuxLabel
+	d.add(&check{
+		Name:        "selinux.label",
+		Setting:     SettingSELinux,
+		Description: "the process runs with the SELinux type seLinuxOptions gives",
+		Expected:    want,
+		eval: func(o *observation) verdict {
+			rep, v := o.started()
+			if v != nil {
+				return *v
+			}
+			wantType := typeOf(want)
+			if typeOf(rep.SELinux) != wantType {
+				return failf(rep.SELinux, "expected type %s", wantType)
+			}
+			return pass(rep.SELinux)
+		},
+		brk: &breaker{key: "selinux-off", desc: "the bundle sets no SELinux label", model: func(m *model) { m.SELinuxLabel = "" }},
+	})
+}
+
+func typeOf(label string) string {
+	parts := strings.SplitN(label, ":", 4)
+	if len(parts) < 3 {
+		return ""
+	}
+	return parts[2]
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,151 @@
+package conformance
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/secrun/secrun/conformance/probe/report"
+)
+
+// The seccomp checks of the suite (checks.go has the types they share).
+
+func (d *deriver) seccompChecks() error {
+	m := d.m
+	h := d.s.host
+	mode := 0
+	var brk *breaker
+	if d.profile != nil {
+		mode = 2
+		brk = &breaker{key: "seccomp-off", desc: "the bundle has no seccomp filter", model: func(m *model) { m.Seccomp = seccompNone }}
+	} else {
+		brk = &breaker{key: "seccomp-default", desc: "the bundle has the RuntimeDefault filter", model: func(m *model) { m.Seccomp = seccompRuntimeDefault }}
+	}
+	kind := m.Seccomp
+	if kind == seccompNone {
+		kind = "no filter"
+	} else if kind == seccompLocalhost {
+		kind += " " + m.SeccompLocalhost
+	}
+	d.add(&check{
+		Name:        "seccomp.mode",
+		Setting:     SettingSeccomp,
+		Description: "the kernel's seccomp mode matches the profile (" + kind + ")",
+		Expected:    map[int]string{0: "0 (disabled)", 2: "2 (filter)"}[mode],
+		eval: func(o *observation) verdict {
+			rep, v := o.started()
+			if v != nil {
+				return *v
+			}
+			got := strconv.Itoa(rep.Seccomp)
+			if rep.Seccomp != mode {
+				return failf(got, "seccomp mode %d, expected %d", rep.Seccomp, mode)
+			}
+			return pass(got)
+		},
+		brk: brk,
+	})
+	for _, op := range seccompOps {
+		switch op {
+		case report.OpSeccompKexecLoad:
+			if h.Kexec && !m.capEffective("CAP_SYS_BOOT") {
+				d.notApplicable("%s: without CAP_SYS_BOOT the kernel's own EPERM hides the filter's", op)
+				continue
+			}
+		case report.OpSeccompOpenByHandleAt:
+			if !h.kernelAtLeast(6, 10) && !m.capEffective("CAP_DAC_READ_SEARCH") {
+				d.notApplicable("%s: before Linux 6.10 the kernel's own EPERM hides the filter's", op)
+				continue
+			}
+		case report.OpSeccompUnshareUserns:
+			if h.MaxUserNS == 0 {
+				d.notApplicable("%s: user.max_user_namespaces=0 refuses user namespaces whatever the filter", op)
+				continue
+			}
+		}
+		fv := opFilterVerdict(d.profile, op)
+		var b *breaker
+		switch {
+		case fv.allowed && op == report.OpSeccompCloneNewns:
+			// Refusing clone outright would stop every process start;
+			// only the namespace flag is refused.
+			b = &breaker{key: "seccomp-deny:clone-newns", desc: "the bundle's filter also denies clone with CLONE_NEWNS", spec: denyCloneNewns}
+		case fv.allowed:
+			names := []string{}
+			for _, c := range opSyscalls[op] {
+				names = append(names, c.name)
+			}
+			b = &breaker{key: "seccomp-deny:" + strings.Join(names, "+"), desc: "the bundle's filter also denies " + strings.Join(names, ", "),
+				spec: denySyscalls(names...)}
+		default:
+			b = &breaker{key: "seccomp-off", desc: "the bundle has no seccomp filter", model: func(m *model) { m.Seccomp = seccompNone }}
+		}
+		errnos := []string{fv.errno}
+		desc := fmt.Sprintf("%s is %s by the filter (%s)", op, map[bool]string{true: "allowed", false: "denied"}[fv.allowed], fv.rule)
+		d.add(&check{
+			Name:        op,
+			Setting:     SettingSeccomp,
+			Description: desc,
+			Expected:    expectText(fv.allowed, errnos),
+			eval:        expectOp(op, fv.allowed, errnos),
+			brk:         b,
+		})
+	}
+	d.add(&check{
+		Name:        report.OpSeccompNormal,
+		Setting:     SettingSeccomp,
+		Description: "everyday syscalls (getpid, open/read, pipe, stat) keep working under the filter",
+		Expected:    "allowed",
+		eval:        expectOp(report.OpSeccompNormal, true, nil),
+		brk:         &breaker{key: "seccomp-deny:pipe2+pipe", desc: "the bundle's filter denies pipe2", spec: denySyscalls("pipe2", "pipe")},
+	})
+	return nil
+}
+
+// denySyscalls makes the bundle's filter (or a new allow-by-default one)
+// refuse the named syscalls with EPERM. Other rules for the same names
+// go, so that no allow rule competes with the denial.
+func denySyscalls(names ...string) func(s *specs.Spec) error {
+	return func(s *specs.Spec) error {
+		if s.Linux == nil {
+			s.Linux = &specs.Linux{}
+		}
+		if s.Linux.Seccomp == nil {
+			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow}
+		}
+		p := s.Linux.Seccomp
+		var kept []specs.LinuxSyscall
+		for _, r := range p.Syscalls {
+			r.Names = slices.DeleteFunc(slices.Clone(r.Names), func(n string) bool { return slices.Contains(names, n) })
+			if len(r.Names) > 0 {
+				kept = append(kept, r)
+			}
+		}
+		eperm := uint(1)
+		p.Syscalls = append(kept, specs.LinuxSyscall{Names: slices.Clone(names), Action: specs.ActErrno, ErrnoRet: &eperm})
+		return nil
+	}
+}
+
+// denyCloneNewns makes clone fail with EPERM when CLONE_NEWNS is set and
+// work otherwise, replacing the filter's own clone rules.
+func denyCloneNewns(s *specs.Spec) error {
+	if err := denySyscalls("clone")(s); err != nil {
+		return err
+	}
+	p := s.Linux.Seccomp
+	p.Syscalls = p.Syscalls[:len(p.Syscalls)-1]
+	eperm := uint(1)
+	newns := uint64(unix.CLONE_NEWNS)
+	p.Syscalls = append(p.Syscalls,
+		specs.LinuxSyscall{Names: []string{"clone"}, Action: specs.ActErrno, ErrnoRet: &eperm,
+			Args: []specs.LinuxSeccompArg{{Index: 0, Value: newns, ValueTwo: newns, Op: specs.OpMaskedEqual}}},
+		specs.LinuxSyscall{Names: []string{"clone"}, Action: specs.ActAllow,
+			Args: []specs.LinuxSeccompArg{{Index: 0, Value: newns, ValueTwo: 0, Op: specs.OpMaskedEqual}}},
+	)
+	return nil
+}
