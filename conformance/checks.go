@@ -273,6 +273,27 @@ func (d *deriver) settingSkip(s Setting) string {
 
 func (d *deriver) covered(s Setting) bool { return len(d.c.final.covered[s]) > 0 }
 
+// checkDerivers is the registration table of the suite's checks: each
+// setting's checks live in checks_<setting>.go and are derived, in this
+// order, for every container whose model covers the setting. A new
+// setting's checks need one entry here.
+var checkDerivers = []struct {
+	setting Setting
+	derive  func(*deriver) error
+}{
+	{SettingCapabilities, (*deriver).capabilityChecks},
+	{SettingNoNewPrivs, func(d *deriver) error { d.nnpChecks(); return nil }},
+	{SettingUser, func(d *deriver) error { d.userChecks(); return nil }},
+	{SettingGroups, func(d *deriver) error { d.groupChecks(); return nil }},
+	{SettingReadOnlyRoot, func(d *deriver) error { d.readOnlyChecks(); return nil }},
+	{SettingSysctls, func(d *deriver) error { d.sysctlChecks(); return nil }},
+	{SettingSeccomp, (*deriver).seccompChecks},
+	{SettingProcMount, func(d *deriver) error { d.procChecks(); return nil }},
+	{SettingPrivileged, func(d *deriver) error { d.privilegedChecks(); return nil }},
+	{SettingAppArmor, func(d *deriver) error { d.appArmorChecks(); return nil }},
+	{SettingSELinux, func(d *deriver) error { d.selinuxChecks(); return nil }},
+}
+
 // deriveChecks builds every check of a container that starts, or the one
 // refusal check of a container that must not.
 func (s *suite) deriveChecks(c *containerRun) error {
@@ -287,42 +308,13 @@ func (s *suite) deriveChecks(c *containerRun) error {
 		return err
 	}
 	d.profile = p
-	if d.covered(SettingCapabilities) {
-		if err := d.capabilityChecks(); err != nil {
+	for _, r := range checkDerivers {
+		if !d.covered(r.setting) {
+			continue
+		}
+		if err := r.derive(d); err != nil {
 			return err
 		}
-	}
-	if d.covered(SettingNoNewPrivs) {
-		d.nnpChecks()
-	}
-	if d.covered(SettingUser) {
-		d.userChecks()
-	}
-	if d.covered(SettingGroups) {
-		d.groupChecks()
-	}
-	if d.covered(SettingReadOnlyRoot) {
-		d.readOnlyChecks()
-	}
-	if d.covered(SettingSysctls) {
-		d.sysctlChecks()
-	}
-	if d.covered(SettingSeccomp) {
-		if err := d.seccompChecks(); err != nil {
-			return err
-		}
-	}
-	if d.covered(SettingProcMount) {
-		d.procChecks()
-	}
-	if d.covered(SettingPrivileged) {
-		d.privilegedChecks()
-	}
-	if d.covered(SettingAppArmor) {
-		d.appArmorChecks()
-	}
-	if d.covered(SettingSELinux) {
-		d.selinuxChecks()
 	}
 	c.checks, c.notApplicable = d.checks, d.notChecks
 	return nil
