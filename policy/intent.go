@@ -44,15 +44,7 @@ var (
 // PodRef names the Pod a bundle belongs to, so an admin reading the audit
 // log need not map container ids back to Pods.
 func PodRef(s *specs.Spec) (namespace, name string) {
-	first := func(keys []string) string {
-		for _, k := range keys {
-			if v := s.Annotations[k]; v != "" {
-				return v
-			}
-		}
-		return ""
-	}
-	return first(podNamespaceAnnotations), first(podNameAnnotations)
+	return firstAnnotation(s, podNamespaceAnnotations), firstAnnotation(s, podNameAnnotations)
 }
 
 // ClaimsSandbox reports whether the bundle's annotations say it is a Pod's
@@ -89,14 +81,7 @@ func (p *Policy) IsSandbox(s *specs.Spec) bool {
 }
 
 // ContainerName is the Kubernetes container name the CRI runtime recorded.
-func ContainerName(s *specs.Spec) string {
-	for _, k := range containerNameAnnotations {
-		if v := s.Annotations[k]; v != "" {
-			return v
-		}
-	}
-	return ""
-}
+func ContainerName(s *specs.Spec) string { return firstAnnotation(s, containerNameAnnotations) }
 
 // IntentFromAnnotations parses the Pod's securityContext annotations for
 // this bundle, Pod-wide overlaid with the container's own. nil means the

@@ -106,9 +106,10 @@ func noLinksBelow(path string, n int) bool {
 	return true
 }
 
-func underPrefix(path, prefix string) bool {
-	prefix = filepath.Clean(prefix)
-	return path == prefix || prefix == "/" || strings.HasPrefix(path, prefix+"/")
+// under reports whether path is dir or below it, by whole components.
+func under(path, dir string) bool {
+	dir = filepath.Clean(dir)
+	return path == dir || dir == "/" || strings.HasPrefix(path, dir+"/")
 }
 
 // hostPathAllowed answers for one bind source, as written and as the
@@ -131,7 +132,7 @@ func (p *Policy) hostPathAllowed(env *Env, s *specs.Spec, m specs.Mount) (ok boo
 		if !p.AllowRuntimeVolumes || !runtimeVolume(path, podUID, sandboxID, containerID) {
 			allowed := false
 			for _, a := range p.AllowedHostPaths {
-				if underPrefix(path, a.PathPrefix) {
+				if under(path, a.PathPrefix) {
 					if a.ReadOnly && !mountReadonly(m) {
 						return false, fmt.Sprintf("host path %s is allowed read-only only (allowedHostPaths %s), and the mount is writable", path, a.PathPrefix)
 					}
@@ -155,8 +156,6 @@ var mountTypes = []string{"proc", "sysfs", "cgroup", "cgroup2", "tmpfs", "devpts
 // procExceptions are the /proc files runc lets a bind mount cover, for
 // lxcfs (libcontainer/rootfs_linux.go checkProcMount).
 var procExceptions = []string{"/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps", "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev"}
-
-func under(path, dir string) bool { return path == dir || strings.HasPrefix(path, dir+"/") }
 
 // checkHostPaths: every bind mount's source, the Pod's hostPath volumes
 // and whatever else a bundle binds from the host.

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/secrun/secrun/spec"
@@ -29,7 +30,7 @@ func checkSeccompFloor(p *Policy, env *Env, s *specs.Spec) []Finding {
 		return nil
 	}
 	return []Finding{{Rule: "seccomp", Field: "linux.seccomp", Fixable: env.originalWithinFloor(s),
-		Problem: fmt.Sprintf("the seccomp filter is weaker than RuntimeDefault for the container's capabilities: %s", joinSemi(why)),
+		Problem: fmt.Sprintf("the seccomp filter is weaker than RuntimeDefault for the container's capabilities: %s", strings.Join(why, "; ")),
 		Fix:     "use seccompProfile.type: RuntimeDefault, or a Localhost profile the admin placed below " + profileRoot(env)}}
 }
 
@@ -52,17 +53,6 @@ func (e *Env) originalWithinFloor(s *specs.Spec) bool {
 	orig := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: e.originalCaps}}}
 	floor, err := spec.RuntimeDefaultFor(orig)
 	return err == nil && len(spec.SeccompWithinRuntimeDefault(s.Linux.Seccomp, floor)) == 0
-}
-
-func joinSemi(s []string) string {
-	out := ""
-	for i, v := range s {
-		if i > 0 {
-			out += "; "
-		}
-		out += v
-	}
-	return out
 }
 
 // checkOOMScoreAdj: the kubelet gives containers oom_score_adj from -997

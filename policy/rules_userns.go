@@ -3,6 +3,7 @@ package policy
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -71,7 +72,7 @@ func checkUserNamespace(p *Policy, env *Env, s *specs.Spec) []Finding {
 		gid, err2 := readMappings("/proc/" + m[1] + "/gid_map")
 		if err1 != nil || err2 != nil {
 			bad("linux.namespaces[type=user].path",
-				fmt.Sprintf("the mappings of user namespace %s cannot be read: %v", ns.Path, firstErr(err1, err2)),
+				fmt.Sprintf("the mappings of user namespace %s cannot be read: %v", ns.Path, cmp.Or(err1, err2)),
 				"join the user namespace of a running sandbox")
 			return out
 		}
@@ -180,15 +181,6 @@ func readMappings(path string) ([]specs.LinuxIDMapping, error) {
 		out = append(out, specs.LinuxIDMapping{ContainerID: v[0], HostID: v[1], Size: v[2]})
 	}
 	return out, nil
-}
-
-func firstErr(errs ...error) error {
-	for _, e := range errs {
-		if e != nil {
-			return e
-		}
-	}
-	return nil
 }
 
 // pinnedUserNamespace reports whether path is the user namespace the CRI
