@@ -329,24 +329,21 @@ func podObservation(pod *corev1.Pod, container, log string, events []corev1.Even
 // about the container, preferring one that carries secrun's line.
 func containerEvent(events []corev1.Event, container string) string {
 	field := "spec.containers{" + container + "}"
-	var msg string
-	for _, e := range sortedEvents(events) {
-		if e.InvolvedObject.FieldPath != field || e.Reason != "Failed" {
-			continue
-		}
-		if strings.Contains(e.Message, "secrun: ") || msg == "" || !strings.Contains(msg, "secrun: ") {
-			msg = e.Message
-		}
-	}
-	return msg
+	return lastEvent(events, func(e corev1.Event) bool { return e.InvolvedObject.FieldPath == field && e.Reason == "Failed" })
 }
 
 // sandboxEvent is the message of the kubelet's last event saying the
 // Pod's sandbox could not be created, preferring one with secrun's line.
 func sandboxEvent(events []corev1.Event) string {
+	return lastEvent(events, func(e corev1.Event) bool { return e.Reason == "FailedCreatePodSandBox" })
+}
+
+// lastEvent is the message of the last event that matches, or of the
+// last one carrying secrun's line when any does.
+func lastEvent(events []corev1.Event, match func(corev1.Event) bool) string {
 	var msg string
 	for _, e := range sortedEvents(events) {
-		if e.Reason != "FailedCreatePodSandBox" {
+		if !match(e) {
 			continue
 		}
 		if strings.Contains(e.Message, "secrun: ") || msg == "" || !strings.Contains(msg, "secrun: ") {

@@ -41,15 +41,17 @@ func (r *refusal) Error() string {
 	if n := len(r.findings) - 1; n > 0 {
 		// Each rule once, with a count where it found more than one thing:
 		// a privileged bundle has a device finding per host device.
-		var rules []string
+		var order []policy.Rule
 		count := map[policy.Rule]int{}
 		for _, f := range r.findings[1:] {
 			if count[f.Rule]++; count[f.Rule] == 1 {
-				rules = append(rules, string(f.Rule))
+				order = append(order, f.Rule)
 			}
 		}
-		for i, rule := range rules {
-			if c := count[policy.Rule(rule)]; c > 1 {
+		rules := make([]string, len(order))
+		for i, rule := range order {
+			rules[i] = string(rule)
+			if c := count[rule]; c > 1 {
 				rules[i] = fmt.Sprintf("%s ×%d", rule, c)
 			}
 		}
