@@ -9,7 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/secrun/secrun/internal/testenv"
+	"github.com/secrun/secrun/spec"
 )
 
 // hostileCase is one way past a policy that reads only the
@@ -29,6 +31,8 @@ type hostileCase struct {
 	check func(t *testing.T, dir, stdout string) bool
 	// rule and field are what the refusal line must name.
 	rule, field string
+	// presets refuse it; nil means baseline and restricted.
+	presets []string
 }
 
 func linuxOf(b *testenv.Bundle) map[string]any { return b.Config["linux"].(map[string]any) }
@@ -178,6 +182,31 @@ func hostileCases() []hostileCase {
 		},
 		probe: `[ "$(id -u)" = 1000 ] && busybox cat /root-only >/dev/null && echo GOT-THROUGH`,
 		rule:  "userNamespace", field: "linux.uidMappings, linux.gidMappings",
+	}, {
+		// Restricted asks for RuntimeDefault or Localhost; "any filter
+		// whose default denies" includes RuntimeDefault with unshare,
+		// mount and setns allowed on top. The bundle is otherwise what
+		// restricted wants, so the seccomp floor is what refuses it.
+		name: "a seccomp filter weaker than RuntimeDefault under restricted",
+		edit: func(t *testing.T, b *testenv.Bundle, _ string) {
+			caps := []string{"CAP_NET_BIND_SERVICE"}
+			floor, err := spec.RuntimeDefaultFor(&specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: caps}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			floor.Syscalls = append(floor.Syscalls, specs.LinuxSyscall{Names: []string{"unshare", "mount", "setns"}, Action: specs.ActAllow})
+			raw, _ := json.Marshal(floor)
+			var profile map[string]any
+			json.Unmarshal(raw, &profile)
+			linuxOf(b)["seccomp"] = profile
+			proc := b.Config["process"].(map[string]any)
+			proc["capabilities"] = map[string]any{"bounding": caps, "effective": []any{}, "permitted": []any{}}
+			proc["user"] = map[string]any{"uid": 1000, "gid": 1000}
+			proc["noNewPrivileges"] = true
+		},
+		// RuntimeDefault without SYS_ADMIN refuses unshare(2) outright.
+		probe: `busybox unshare -U true && echo GOT-THROUGH`,
+		rule:  "seccomp", field: "linux.seccomp", presets: []string{"restricted"},
 	}}
 }
 
@@ -216,7 +245,11 @@ func TestE2EHostileBundles(t *testing.T) {
 				t.Fatalf("under bare runc the attack did not work, so this case proves nothing (exit %d):\n%s%s", r.Code, r.Stdout, r.Stderr)
 			}
 			os.Remove(filepath.Join(dir, "hook-ran"))
-			for _, preset := range []string{"baseline", "restricted"} {
+			presets := tc.presets
+			if presets == nil {
+				presets = []string{"baseline", "restricted"}
+			}
+			for _, preset := range presets {
 				for _, mode := range []string{"enforce", "harden"} {
 					b := build()
 					before, _ := os.ReadFile(b.Path())
