@@ -8,9 +8,9 @@ import (
 // The refusal checks of the suite (checks.go has the types they share).
 
 func (d *deriver) refusalCheck(r *refusal) {
-	setting := ruleSetting[r.Rules[0]]
-	rule := r.Rules[0]
-	d.c.final.cover(setting, fmt.Sprintf("policy %s (%s) refuses: %s", r.Policy, r.Mode, strings.Join(r.Rules, ", ")))
+	setting := ruleSetting(r.Rules[0])
+	rule := string(r.Rules[0])
+	d.c.final.cover(setting, fmt.Sprintf("policy %s (%s) refuses: %s", r.Policy, r.Mode, ruleList(r.Rules)))
 	d.add(&check{
 		Name:        "refused." + rule,
 		Setting:     setting,
@@ -18,7 +18,7 @@ func (d *deriver) refusalCheck(r *refusal) {
 		Expected:    fmt.Sprintf("non-zero exit before the container starts; stderr names policy %s, rule %s, and a fix", r.Policy, rule),
 		eval: func(o *observation) verdict {
 			if o.rep != nil {
-				return failf("the container ran", "policy %s should have refused it (%s)", r.Policy, strings.Join(r.Rules, ", "))
+				return failf("the container ran", "policy %s should have refused it (%s)", r.Policy, ruleList(r.Rules))
 			}
 			if o.exit == 0 && o.runErr == nil {
 				return failf("exit 0", "the runtime exited 0 without running the probe")

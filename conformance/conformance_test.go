@@ -128,7 +128,7 @@ func TestPolicySim(t *testing.T) {
 	if d := apply("baseline", "privileged"); d.refusal == nil || d.refusal.Rules[0] != "privileged" {
 		t.Errorf("baseline harden must refuse privileged: %+v", d.refusal)
 	}
-	if d := apply("restricted", "restricted-root-refused"); d.refusal == nil || !slices.Equal(d.refusal.Rules, []string{"runAsNonRoot"}) {
+	if d := apply("restricted", "restricted-root-refused"); d.refusal == nil || !slices.Equal(d.refusal.Rules, []policy.Rule{policy.RuleRunAsNonRoot}) {
 		t.Errorf("restricted harden without runAsUser must refuse root: %+v", d.refusal)
 	}
 	d = apply("restricted", "pss-restricted")
@@ -306,4 +306,20 @@ func TestSuiteShort(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestRegistryRows(t *testing.T) {
+	// Every conformance row the settings registry names is a row of the
+	// summary, and every rule whose refusal the suite predicts counts in
+	// one, so that a refusal never lands in an unnamed row.
+	for _, st := range policy.Settings() {
+		if st.Conformance != "" && !slices.Contains(Settings, Setting(st.Conformance)) {
+			t.Errorf("setting %s names conformance row %q, which the summary lacks", st.Rule, st.Conformance)
+		}
+	}
+	for rule := range ruleField {
+		if ruleSetting(rule) == "" {
+			t.Errorf("the suite predicts refusals by %s, but the registry gives it no conformance row", rule)
+		}
+	}
 }

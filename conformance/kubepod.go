@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/secrun/secrun/manifest"
+	"github.com/secrun/secrun/policy"
 )
 
 // The pure half of the Kubernetes target: a case's workload becomes a Pod
@@ -173,11 +174,11 @@ type refusalLine struct {
 	Policy    string
 	Mode      string
 	Container string
-	Rule      string
+	Rule      policy.Rule
 	Field     string
 	Problem   string
 	Fix       string
-	More      []string
+	More      []policy.Rule
 }
 
 var refusalRE = regexp.MustCompile("^secrun: policy (\\S+) \\(([a-z]+)\\) refused (?:container (\\S+)|the container): ([A-Za-z]+): ([^:]+): (.*?); fix: (.+?)(?: \\(and (\\d+) more: ([^;]*); `secrunctl explain` lists them\\))?$")
@@ -201,7 +202,7 @@ func parseRefusalLine(msg string) (*refusalLine, error) {
 	if m == nil {
 		return nil, fmt.Errorf("secrun's refusal does not read \"secrun: policy P (MODE) refused container ID: RULE: FIELD: PROBLEM; fix: FIX\": %q", line)
 	}
-	r := &refusalLine{Line: line, Policy: m[1], Mode: m[2], Container: m[3], Rule: m[4], Field: m[5], Problem: m[6], Fix: m[7]}
+	r := &refusalLine{Line: line, Policy: m[1], Mode: m[2], Container: m[3], Rule: policy.Rule(m[4]), Field: m[5], Problem: m[6], Fix: m[7]}
 	if m[9] != "" {
 		for _, s := range strings.Split(m[9], ",") {
 			// "devices ×3" is one rule that found three things.
@@ -211,7 +212,7 @@ func parseRefusalLine(msg string) (*refusalLine, error) {
 				n = 1
 			}
 			for ; n > 0; n-- {
-				r.More = append(r.More, rule)
+				r.More = append(r.More, policy.Rule(rule))
 			}
 		}
 		if fmt.Sprint(len(r.More)) != m[8] {
@@ -236,7 +237,7 @@ func kubeEventCheck(r *refusal, setting Setting) *check {
 		Expected:    fmt.Sprintf("secrun: policy %s (%s) refused container …: %s: %s…: …; fix: …%s", r.Policy, r.Mode, rule, field, moreText(r.Rules[1:])),
 		eval: func(o *observation) verdict {
 			if o.rep != nil {
-				return failf("the container ran", "policy %s should have refused it (%s)", r.Policy, strings.Join(r.Rules, ", "))
+				return failf("the container ran", "policy %s should have refused it (%s)", r.Policy, ruleList(r.Rules))
 			}
 			if o.event == "" {
 				return failf(orDash(lastLine(o.stderr)), "no event of the Pod carries secrun's refusal")
@@ -263,11 +264,11 @@ func kubeEventCheck(r *refusal, setting Setting) *check {
 	}
 }
 
-func moreText(rules []string) string {
+func moreText(rules []policy.Rule) string {
 	if len(rules) == 0 {
 		return ""
 	}
-	return fmt.Sprintf(" (and %d more: %s; …)", len(rules), strings.Join(rules, ", "))
+	return fmt.Sprintf(" (and %d more: %s; …)", len(rules), ruleList(rules))
 }
 
 // podObservation is what the node showed of one container of a finished

@@ -134,7 +134,7 @@ func TestParseRefusalLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := refusalLine{Line: line, Policy: "baseline", Mode: "enforce", Container: "kube-proxy", Rule: "privileged",
-		Field: priv.Field, Problem: priv.Problem, Fix: priv.Fix, More: []string{"devices"}}
+		Field: priv.Field, Problem: priv.Problem, Fix: priv.Fix, More: []policy.Rule{policy.RuleDevices}}
 	if !equalJSON(t, r, want) {
 		t.Errorf("parsed %+v\nwant   %+v", r, want)
 	}
@@ -146,7 +146,7 @@ func TestParseRefusalLine(t *testing.T) {
 	real := "Error: failed to create containerd task: failed to create shim task: OCI runtime create failed: secrun: policy baseline (enforce) refused container probe: privileged: process.capabilities, linux.maskedPaths: the container is privileged (every capability, /proc unmasked); fix: remove securityContext.privileged: true, or run the Pod with a RuntimeClass whose policy allows privileged containers (and 3 more: devices, capabilities, procMount; `secrunctl explain` lists them)"
 	r, err = parseRefusalLine(real)
 	if err != nil || r.Container != "probe" || r.Rule != "privileged" || r.Field != "process.capabilities, linux.maskedPaths" ||
-		!strings.HasPrefix(r.Fix, "remove securityContext.privileged: true, or run") || !slices.Equal(r.More, []string{"devices", "capabilities", "procMount"}) {
+		!strings.HasPrefix(r.Fix, "remove securityContext.privileged: true, or run") || !slices.Equal(r.More, []policy.Rule{policy.RuleDevices, policy.RuleCapabilities, policy.RuleProcMount}) {
 		t.Errorf("%+v %v", r, err)
 	}
 	for _, bad := range []string{
@@ -267,7 +267,7 @@ func TestKubeEventCheck(t *testing.T) {
 			}
 		}
 	}
-	if ev == nil || r == nil || !slices.Equal(r.Rules, []string{"privileged", "devices"}) {
+	if ev == nil || r == nil || !slices.Equal(r.Rules, []policy.Rule{policy.RulePrivileged, policy.RuleDevices}) {
 		t.Fatalf("privileged under baseline harden: refusal %+v, event check %v", r, ev)
 	}
 	finding := func(rule, field string) policy.Finding {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/secrun/secrun/conformance/probe/report"
+	"github.com/secrun/secrun/policy"
 	"github.com/secrun/secrun/spec"
 )
 
@@ -193,7 +194,16 @@ type refusal struct {
 	Policy string
 	Mode   string
 	// Rules are secrun's rule names, in the order secrun checks them.
-	Rules []string
+	Rules []policy.Rule
+}
+
+// ruleList renders rules for messages.
+func ruleList(rules []policy.Rule) string {
+	out := make([]string, len(rules))
+	for i, r := range rules {
+		out[i] = string(r)
+	}
+	return strings.Join(out, ", ")
 }
 
 func (d *derivation) cover(s Setting, why string) {

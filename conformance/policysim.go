@@ -22,37 +22,30 @@ type policySim struct {
 func (ps *policySim) name() string { return ps.p.Name }
 func (ps *policySim) mode() string { return string(ps.p.Mode) }
 
-// ruleSetting maps secrun's rule names to summary rows.
-var ruleSetting = map[string]Setting{
-	"privileged":             SettingPrivileged,
-	"hostNamespaces":         SettingPrivileged,
-	"devices":                SettingPrivileged,
-	"capabilities":           SettingCapabilities,
-	"noNewPrivileges":        SettingNoNewPrivs,
-	"runAsNonRoot":           SettingUser,
-	"readOnlyRootFilesystem": SettingReadOnlyRoot,
-	"procMount":              SettingProcMount,
-	"sysctls":                SettingSysctls,
-	"seLinux":                SettingSELinux,
-	"appArmor":               SettingAppArmor,
-	"seccomp":                SettingSeccomp,
+// ruleSetting is the summary row a refusal by rule counts in: the row the
+// settings registry declares for it (policy/settings.go). Naming is
+// shared with secrun; what each rule expects is not (see apply).
+func ruleSetting(rule policy.Rule) Setting {
+	st, _ := policy.Lookup(rule)
+	return Setting(st.Conformance)
 }
 
-// ruleField is the config.json field each rule is about (runtime-spec
-// config.md), which secrun's refusal names for the admin to look up.
-var ruleField = map[string]string{
-	"privileged":             "process.capabilities",
-	"hostNamespaces":         "linux.namespaces",
-	"devices":                "linux.resources.devices",
-	"capabilities":           "process.capabilities",
-	"noNewPrivileges":        "process.noNewPrivileges",
-	"runAsNonRoot":           "process.user.uid",
-	"readOnlyRootFilesystem": "root.readonly",
-	"procMount":              "linux.maskedPaths",
-	"sysctls":                "linux.sysctl",
-	"seLinux":                "process.selinuxLabel",
-	"appArmor":               "process.apparmorProfile",
-	"seccomp":                "linux.seccomp",
+// ruleField is the config.json field each rule's refusal names, by the
+// suite's own reading of runtime-spec config.md, so that a refusal naming
+// the wrong field fails the check.
+var ruleField = map[policy.Rule]string{
+	policy.RulePrivileged:             "process.capabilities",
+	policy.RuleHostNamespaces:         "linux.namespaces",
+	policy.RuleDevices:                "linux.resources.devices",
+	policy.RuleCapabilities:           "process.capabilities",
+	policy.RuleNoNewPrivileges:        "process.noNewPrivileges",
+	policy.RuleRunAsNonRoot:           "process.user.uid",
+	policy.RuleReadOnlyRootFilesystem: "root.readonly",
+	policy.RuleProcMount:              "linux.maskedPaths",
+	policy.RuleSysctls:                "linux.sysctl",
+	policy.RuleSELinux:                "process.selinuxLabel",
+	policy.RuleAppArmor:               "process.apparmorProfile",
+	policy.RuleSeccomp:                "linux.seccomp",
 }
 
 // apply turns the requested model into what the policy lets run: in
@@ -69,18 +62,18 @@ func (ps *policySim) apply(h *hostEnv, d *derivation, sc effectiveSC, confined f
 	}
 	enforce, harden := p.Mode == policy.Enforce, p.Mode == policy.Harden
 	by := fmt.Sprintf("policy %s (%s)", p.Name, p.Mode)
-	var left []string
+	var left []policy.Rule
 	privAllowed := p.AllowPrivileged && m.Privileged
 
 	if m.Privileged && !p.AllowPrivileged {
-		left = append(left, "privileged")
+		left = append(left, policy.RulePrivileged)
 	}
 	if (sc.HostNetwork || sc.HostPID || sc.HostIPC) && !p.AllowHostNamespaces {
-		left = append(left, "hostNamespaces")
+		left = append(left, policy.RuleHostNamespaces)
 	}
 	// privileged: true comes with an allow-all device cgroup.
 	if m.Privileged && !p.AllowPrivileged {
-		left = append(left, "devices")
+		left = append(left, policy.RuleDevices)
 	}
 
 	allowed, err := normalizeCaps(p.AllowedCapabilities)
@@ -105,7 +98,7 @@ func (ps *policySim) apply(h *hostEnv, d *derivation, sc effectiveSC, confined f
 		if len(forbidden) > 0 {
 			switch {
 			case enforce:
-				left = append(left, "capabilities")
+				left = append(left, policy.RuleCapabilities)
 			case harden:
 				m.Caps = slices.DeleteFunc(m.Caps, func(c string) bool { return slices.Contains(forbidden, c) })
 				d.note("capabilities: %s drops %s", by, capList(forbidden))
@@ -117,7 +110,7 @@ func (ps *policySim) apply(h *hostEnv, d *derivation, sc effectiveSC, confined f
 		d.cover(SettingNoNewPrivs, by+" requires no_new_privs")
 		if !m.NNP {
 			if enforce {
-				left = append(left, "noNewPrivileges")
+				left = append(left, policy.RuleNoNewPrivileges)
 			} else if harden {
 				m.NNP = true
 				d.note("no_new_privs: %s sets it", by)
@@ -130,7 +123,7 @@ func (ps *policySim) apply(h *hostEnv, d *derivation, sc effectiveSC, confined f
 		if m.UID == 0 {
 			switch {
 			case enforce:
-				left = append(left, "runAsNonRoot")
+				left = append(left, policy.RuleRunAsNonRoot)
 			case harden && p.RunAsUser != nil:
 				m.UID = uint32(*p.RunAsUser)
 				if p.RunAsGroup != nil {
@@ -138,7 +131,7 @@ func (ps *policySim) apply(h *hostEnv, d *derivation, sc effectiveSC, confined f
 				}
 				d.note("user: %s runs the root container as uid %d gid %d", by, m.UID, m.GID)
 			default:
-				left = append(left, "runAsNonRoot")
+				left = append(left, policy.RuleRunAsNonRoot)
 			}
 		}
 	}
@@ -147,7 +140,7 @@ func (ps *policySim) apply(h *hostEnv, d *derivation, sc effectiveSC, confined f
 		d.cover(SettingReadOnlyRoot, by+" requires a read-only root")
 		if !m.ReadOnlyRoot {
 			if enforce {
-				left = append(left, "readOnlyRootFilesystem")
+				left = append(left, policy.RuleReadOnlyRootFilesystem)
 			} else if harden {
 				m.ReadOnlyRoot = true
 				d.note("readOnlyRootFilesystem: %s sets it", by)
@@ -159,7 +152,7 @@ func (ps *policySim) apply(h *hostEnv, d *derivation, sc effectiveSC, confined f
 		d.cover(SettingProcMount, by+" requires procMount Default")
 		if m.unmasked() {
 			if enforce {
-				left = append(left, "procMount")
+				left = append(left, policy.RuleProcMount)
 			} else if harden {
 				m.Masked, m.Readonly = slices.Clone(kubeletMaskedPaths), slices.Clone(kubeletReadonlyPaths)
 				d.note("procMount: %s masks /proc", by)
@@ -174,14 +167,14 @@ func (ps *policySim) apply(h *hostEnv, d *derivation, sc effectiveSC, confined f
 		}
 		for _, n := range sortedKeys(m.Sysctls) {
 			if !sysctlSafe(n, minor) && !sysctlAllowlisted(n, p.AllowedUnsafeSysctls) {
-				left = append(left, "sysctls")
+				left = append(left, policy.RuleSysctls)
 				break
 			}
 		}
 	}
 
 	if len(p.AllowedSELinuxTypes) > 0 && !slices.Contains(p.AllowedSELinuxTypes, spec.SELinuxType(m.SELinuxLabel)) {
-		left = append(left, "seLinux")
+		left = append(left, policy.RuleSELinux)
 	}
 
 	if h.AppArmor && p.AppArmor != "" && p.AppArmor != spec.AppArmorUnconfined && !privAllowed {
@@ -189,7 +182,7 @@ func (ps *policySim) apply(h *hostEnv, d *derivation, sc effectiveSC, confined f
 		if m.AppArmor == "" {
 			switch {
 			case enforce && p.RequireAppArmor:
-				left = append(left, "appArmor")
+				left = append(left, policy.RuleAppArmor)
 			case harden:
 				kind, name, _ := strings.Cut(p.AppArmor, "/")
 				m.AppArmor, m.AppArmorName = kind, name
@@ -212,7 +205,7 @@ func (ps *policySim) apply(h *hostEnv, d *derivation, sc effectiveSC, confined f
 				m.Seccomp, m.SeccompLocalhost = kind, file
 				d.note("seccomp: %s applies %s, generated for the final capabilities", by, p.Seccomp)
 			default:
-				left = append(left, "seccomp")
+				left = append(left, policy.RuleSeccomp)
 			}
 		}
 	}
@@ -222,15 +215,15 @@ func (ps *policySim) apply(h *hostEnv, d *derivation, sc effectiveSC, confined f
 		d.note("capabilities: %s raises them into the ambient set for uid %d", by, m.UID)
 	}
 
-	if h.PodSandbox && slices.Contains(left, "sysctls") {
+	if h.PodSandbox && slices.Contains(left, policy.RuleSysctls) {
 		// secrun refuses the sandbox, which carries the Pod's sysctls,
 		// before the container has a bundle (policy/intent.go IsSandbox:
 		// a sandbox is refused for what no rewrite fixes).
-		left = []string{"sysctls"}
+		left = []policy.Rule{policy.RuleSysctls}
 	}
 	if len(left) > 0 {
 		d.refusal = &refusal{Policy: p.Name, Mode: string(p.Mode), Rules: left}
-		d.note("%s must refuse the container: %s", by, strings.Join(left, ", "))
+		d.note("%s must refuse the container: %s", by, ruleList(left))
 	}
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/secrun/secrun/policy"
 )
 
 // Result is a finished suite run.
@@ -44,14 +46,14 @@ type HostInfo struct {
 
 // ContainerResult is one container of one case.
 type ContainerResult struct {
-	Case      string   `json:"case"`
-	File      string   `json:"file"`
-	Workload  string   `json:"workload"`
-	Container string   `json:"container"`
-	Runtime   string   `json:"runtime"`
-	Policy    string   `json:"policy,omitempty"`
-	Mode      string   `json:"policyMode,omitempty"`
-	Refusal   []string `json:"expectedRefusal,omitempty"`
+	Case      string        `json:"case"`
+	File      string        `json:"file"`
+	Workload  string        `json:"workload"`
+	Container string        `json:"container"`
+	Runtime   string        `json:"runtime"`
+	Policy    string        `json:"policy,omitempty"`
+	Mode      string        `json:"policyMode,omitempty"`
+	Refusal   []policy.Rule `json:"expectedRefusal,omitempty"`
 	// Derivation says how the expectations were reached.
 	Derivation    []string      `json:"derivation"`
 	Warnings      []string      `json:"translationWarnings,omitempty"`

@@ -1,7 +1,7 @@
 // Package kubespec is the Kubernetes layer of the translation: it turns a
 // Pod's and a container's securityContext into spec options with the
 // semantics of the kubelet and containerd (internal/cri/opts/spec_opts.go),
-// in the order KubernetesOrder writes, on top of containerd's default spec
+// in policy.ApplyOrder, on top of containerd's default spec
 // (DefaultSpec), resolving users against the image's /etc files.
 //
 // Only the tooling (secrunctl translate, check, fidelity, the conformance

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/secrun/secrun/policy"
 	"github.com/secrun/secrun/spec"
 )
 
@@ -118,40 +119,33 @@ type KubernetesInputs struct {
 // Step is one stage of the translation: a named Option and the Kubernetes
 // field that asked for it.
 type Step struct {
-	Name   string
+	// Name is the setting the step applies (policy's registry).
+	Name   policy.Rule
 	Field  string
 	Option spec.Option
 }
 
-// KubernetesOrder names the steps of KubernetesSteps in the order they
-// apply. The order is part of the semantics:
-//
-//   - user first: the ambient step and the runAsNonRoot check need the
-//     final uid;
-//   - procMount before privileged, and capabilities before privileged,
-//     because privileged overrides both, as containerd's WithPrivileged
-//     runs after its masked paths and WithCapabilities;
-//   - ambientCapabilities after the final capability sets and uid;
-//   - sysctls after the namespaces, which DefaultSpec has set;
-//   - seccomp last: RuntimeDefault and a Docker-format Localhost profile's
-//     includes/excludes.caps are decided by the final bounding set.
-var KubernetesOrder = []string{
-	"user",
-	"procMount",
-	"capabilities",
-	"privileged",
-	"ambientCapabilities",
-	"noNewPrivileges",
-	"readOnlyRootFilesystem",
-	"sysctls",
-	"seLinuxOptions",
-	"appArmorProfile",
-	"seccompProfile",
+// stepBuilders hold the translation of each Translated setting of
+// policy's registry; KubernetesSteps runs them in policy.ApplyOrder, where
+// the order and the reasons for it are declared. A builder returns a
+// Step without an Option when its fields are unset.
+var stepBuilders = map[policy.Rule]func(*translation) Step{
+	policy.RuleUser:                   (*translation).userStep,
+	policy.RuleProcMount:              (*translation).procMountStep,
+	policy.RuleCapabilities:           (*translation).capabilitiesStep,
+	policy.RulePrivileged:             (*translation).privilegedStep,
+	policy.RuleAmbient:                (*translation).ambientStep,
+	policy.RuleNoNewPrivileges:        (*translation).noNewPrivilegesStep,
+	policy.RuleReadOnlyRootFilesystem: (*translation).readOnlyRootStep,
+	policy.RuleSysctls:                (*translation).sysctlsStep,
+	policy.RuleSELinux:                (*translation).seLinuxStep,
+	policy.RuleAppArmor:               (*translation).appArmorStep,
+	policy.RuleSeccomp:                (*translation).seccompStep,
 }
 
 // KubernetesOptions returns the options that apply a Pod's and a
 // container's securityContext to a spec made by DefaultSpec, in
-// KubernetesOrder. Container fields override Pod fields, as in the
+// policy.ApplyOrder. Container fields override Pod fields, as in the
 // kubelet.
 //
 // The combination is validated first, as the API server and the kubelet
@@ -179,18 +173,19 @@ func KubernetesSteps(pod *PodSecurityContext, ctr *spec.SecurityContext, in Kube
 	if len(t.errs) > 0 {
 		return nil, errors.Join(t.errs...)
 	}
-	steps := []Step{
-		t.userStep(),
-		t.procMountStep(),
-		t.capabilitiesStep(),
-		t.privilegedStep(),
-		t.ambientStep(),
-		t.noNewPrivilegesStep(),
-		t.readOnlyRootStep(),
-		t.sysctlsStep(),
-		t.seLinuxStep(),
-		t.appArmorStep(),
-		t.seccompStep(),
+	order, err := policy.ApplyOrder()
+	if err != nil {
+		return nil, err
+	}
+	steps := make([]Step, 0, len(order))
+	for _, rule := range order {
+		build, ok := stepBuilders[rule]
+		if !ok {
+			return nil, fmt.Errorf("setting %s is declared Translated, but kubespec has no step for it", rule)
+		}
+		st := build(t)
+		st.Name = rule
+		steps = append(steps, st)
 	}
 	if len(t.errs) > 0 {
 		return nil, errors.Join(t.errs...)
@@ -506,7 +501,7 @@ func (t *translation) userStep() Step {
 		return fmt.Errorf("%s: %w", where, err)
 	}
 	rootfs := t.in.RootfsPath
-	return Step{Name: "user", Field: t.fieldPath("runAsUser", t.ctr.RunAsUser != nil), Option: func(s *specs.Spec) error {
+	return Step{Field: t.fieldPath("runAsUser", t.ctr.RunAsUser != nil), Option: func(s *specs.Spec) error {
 		root := rootfs
 		if root == "" && s.Root != nil && strings.HasPrefix(s.Root.Path, "/") {
 			root = s.Root.Path
@@ -579,7 +574,7 @@ func (t *translation) procMountStep() Step {
 		kind = *t.ctr.ProcMount
 	}
 	path := t.ctrPath("procMount")
-	return Step{Name: "procMount", Field: path, Option: wrapField(path, spec.WithProcMount(kind))}
+	return Step{Field: path, Option: wrapField(path, spec.WithProcMount(kind))}
 }
 
 func (t *translation) capabilitiesStep() Step {
@@ -587,7 +582,7 @@ func (t *translation) capabilitiesStep() Step {
 		return Step{}
 	}
 	path := t.ctrPath("capabilities")
-	return Step{Name: "capabilities", Field: path, Option: wrapField(path, spec.WithCapabilities(t.add, t.drop))}
+	return Step{Field: path, Option: wrapField(path, spec.WithCapabilities(t.add, t.drop))}
 }
 
 func (t *translation) privilegedStep() Step {
@@ -617,7 +612,7 @@ func (t *translation) privilegedStep() Step {
 	default:
 		o = spec.WithPrivileged()
 	}
-	return Step{Name: "privileged", Field: path, Option: wrapField(path, o)}
+	return Step{Field: path, Option: wrapField(path, o)}
 }
 
 func (t *translation) ambientStep() Step {
@@ -629,7 +624,7 @@ func (t *translation) ambientStep() Step {
 		names = spec.AllCapabilities()
 	}
 	path := t.ctrPath("capabilities.add")
-	return Step{Name: "ambientCapabilities", Field: path, Option: wrapField(path, spec.WithAmbientCapabilities(names))}
+	return Step{Field: path, Option: wrapField(path, spec.WithAmbientCapabilities(names))}
 }
 
 func (t *translation) noNewPrivilegesStep() Step {
@@ -638,7 +633,7 @@ func (t *translation) noNewPrivilegesStep() Step {
 		return Step{}
 	}
 	path := t.ctrPath("allowPrivilegeEscalation")
-	return Step{Name: "noNewPrivileges", Field: path, Option: spec.WithNoNewPrivileges(!*ape)}
+	return Step{Field: path, Option: spec.WithNoNewPrivileges(!*ape)}
 }
 
 func (t *translation) readOnlyRootStep() Step {
@@ -647,7 +642,7 @@ func (t *translation) readOnlyRootStep() Step {
 		return Step{}
 	}
 	path := t.ctrPath("readOnlyRootFilesystem")
-	return Step{Name: "readOnlyRootFilesystem", Field: path, Option: wrapField(path, spec.WithReadonlyRootfs(*ro))}
+	return Step{Field: path, Option: wrapField(path, spec.WithReadonlyRootfs(*ro))}
 }
 
 // sysctlsStep checks names and values now, so each refusal names its
@@ -681,7 +676,7 @@ func (t *translation) sysctlsStep() Step {
 	}
 	// WithSysctls names each sysctl first, so the whole path goes in front.
 	sysctls := spec.WithSysctls(t.in.Sysctls, m)
-	return Step{Name: "sysctls", Field: path, Option: func(s *specs.Spec) error {
+	return Step{Field: path, Option: func(s *specs.Spec) error {
 		if err := sysctls(s); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
@@ -712,19 +707,19 @@ func (t *translation) seLinuxStep() Step {
 			level = t.newSELinuxLevel()
 		}
 		opts := spec.SELinuxOptions{Level: level}
-		return Step{Name: "seLinuxOptions", Field: "(the Pod's SELinux label)", Option: spec.WithSELinuxOptions(&opts)}
+		return Step{Field: "(the Pod's SELinux label)", Option: spec.WithSELinuxOptions(&opts)}
 	}
 	path := t.fieldPath("seLinuxOptions", t.ctr.SELinuxOptions != nil)
 	opts := *o
 	if !enabled {
 		t.warn(path, "ignored: SELinux is not enabled on this node (containerd leaves the labels out, and runc would refuse a labelled process)")
 		// Still refuse what could never be a label.
-		return Step{Name: "seLinuxOptions", Field: path, Option: wrapField(path, func(*specs.Spec) error { return opts.Validate() })}
+		return Step{Field: path, Option: wrapField(path, func(*specs.Spec) error { return opts.Validate() })}
 	}
 	if opts.Level == "" {
 		opts.Level = t.newSELinuxLevel()
 	}
-	return Step{Name: "seLinuxOptions", Field: path, Option: wrapField(path, spec.WithSELinuxOptions(&opts))}
+	return Step{Field: path, Option: wrapField(path, spec.WithSELinuxOptions(&opts))}
 }
 
 func (t *translation) newSELinuxLevel() string {
@@ -927,7 +922,7 @@ func (t *translation) appArmorStep() Step {
 		if t.privileged {
 			return Step{}
 		}
-		return Step{Name: "appArmorProfile", Field: "(runtime default)", Option: func(s *specs.Spec) error {
+		return Step{Field: "(runtime default)", Option: func(s *specs.Spec) error {
 			if !h.Enabled() {
 				return nil
 			}
@@ -948,7 +943,7 @@ func (t *translation) appArmorStep() Step {
 	case spec.AppArmorUnconfined:
 		o = spec.WithAppArmorUnconfined()
 	}
-	return Step{Name: "appArmorProfile", Field: r.From, Option: wrapField(r.From, o)}
+	return Step{Field: r.From, Option: wrapField(r.From, o)}
 }
 
 func (t *translation) seccompStep() Step {
@@ -957,13 +952,13 @@ func (t *translation) seccompStep() Step {
 		if r != nil && r.Type != spec.SeccompUnconfined {
 			t.warn(r.From, "ignored: a privileged container runs without seccomp, as in containerd")
 		}
-		return Step{Name: "seccompProfile", Field: t.ctrPath("privileged"), Option: spec.WithUnconfinedSeccomp()}
+		return Step{Field: t.ctrPath("privileged"), Option: spec.WithUnconfinedSeccomp()}
 	}
 	if r == nil {
 		if t.in.SeccompDefault {
-			return Step{Name: "seccompProfile", Field: "(kubelet --seccomp-default)", Option: spec.WithRuntimeDefaultSeccomp()}
+			return Step{Field: "(kubelet --seccomp-default)", Option: spec.WithRuntimeDefaultSeccomp()}
 		}
-		return Step{Name: "seccompProfile", Field: "(unset: Unconfined)", Option: spec.WithUnconfinedSeccomp()}
+		return Step{Field: "(unset: Unconfined)", Option: spec.WithUnconfinedSeccomp()}
 	}
 	var o spec.Option
 	switch r.Type {
@@ -978,7 +973,7 @@ func (t *translation) seccompStep() Step {
 	case spec.SeccompUnconfined:
 		o = spec.WithUnconfinedSeccomp()
 	}
-	return Step{Name: "seccompProfile", Field: r.From, Option: wrapField(r.From, o)}
+	return Step{Field: r.From, Option: wrapField(r.From, o)}
 }
 
 // wrapField prefixes an option's errors with the manifest field that

@@ -10,6 +10,7 @@ import (
 
 	"github.com/secrun/secrun/spec/spectest"
 
+	"github.com/secrun/secrun/policy"
 	"github.com/secrun/secrun/spec"
 
 	"github.com/moby/sys/capability"
@@ -31,7 +32,7 @@ type k8sCase struct {
 	warnHas  []string
 	noWarn   bool
 	check    func(t *testing.T, s *specs.Spec)
-	wantStep []string
+	wantStep []policy.Rule
 }
 
 // translateK8s does what manifest.Translate does for one container: the
@@ -97,7 +98,7 @@ func runK8sCases(t *testing.T, cases []k8sCase) {
 				t.Errorf("unexpected warnings %q", warns)
 			}
 			if tc.wantStep != nil {
-				var names []string
+				var names []policy.Rule
 				for _, st := range steps {
 					names = append(names, st.Name)
 				}
@@ -133,20 +134,24 @@ func wantUser(t *testing.T, s *specs.Spec, uid, gid uint32, gids ...uint32) {
 	}
 }
 
-func TestKubernetesOrder(t *testing.T) {
-	if KubernetesOrder[len(KubernetesOrder)-1] != "seccompProfile" {
-		t.Fatal("seccomp must apply last: the default profile depends on the final capabilities")
+func TestKubernetesSteps(t *testing.T) {
+	// Every Translated setting of the registry has its step here, and no
+	// step applies a setting the registry does not declare Translated.
+	order, err := policy.ApplyOrder()
+	if err != nil {
+		t.Fatal(err)
 	}
-	idx := func(n string) int { return slices.Index(KubernetesOrder, n) }
-	for _, before := range [][2]string{
-		{"user", "ambientCapabilities"}, {"capabilities", "privileged"}, {"procMount", "privileged"},
-		{"privileged", "ambientCapabilities"}, {"capabilities", "seccompProfile"},
-	} {
-		if idx(before[0]) < 0 || idx(before[0]) >= idx(before[1]) {
-			t.Errorf("%s must come before %s in %v", before[0], before[1], KubernetesOrder)
+	for _, r := range order {
+		if stepBuilders[r] == nil {
+			t.Errorf("setting %s is Translated but has no step", r)
 		}
 	}
-	// With every field set, every step is there, in KubernetesOrder.
+	for r := range stepBuilders {
+		if !slices.Contains(order, r) {
+			t.Errorf("step %s applies a setting the registry does not declare Translated", r)
+		}
+	}
+	// With every field set, every step is there, in policy.ApplyOrder.
 	root := spectest.ProfileRoot(t, map[string]string{"p.json": spectest.OCIProfile})
 	tc := k8sCase{
 		pod: &PodSecurityContext{RunAsUser: i64(1000), Sysctls: []Sysctl{{Name: "kernel.shm_rmid_forced", Value: "1"}},
@@ -161,14 +166,14 @@ func TestKubernetesOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var names []string
+	var names []policy.Rule
 	for _, st := range steps {
 		names = append(names, st.Name)
 		if st.Field == "" || st.Option == nil {
 			t.Errorf("step %s lacks its field or option", st.Name)
 		}
 	}
-	if want := spectest.Without(KubernetesOrder, "privileged"); !slices.Equal(names, want) {
+	if want := spectest.Without(order, policy.RulePrivileged); !slices.Equal(names, want) {
 		t.Fatalf("steps %v, want %v", names, want)
 	}
 	opts, err := KubernetesOptions(tc.pod, tc.ctr, KubernetesInputs{AmbientCapabilities: true, SeccompProfileRoot: root})
@@ -268,7 +273,7 @@ func TestKubernetesPrivileged(t *testing.T) {
 					t.Errorf("apparmor %q", s.Process.ApparmorProfile)
 				}
 			},
-			wantStep: []string{"user", "procMount", "privileged", "seccompProfile"}},
+			wantStep: []policy.Rule{policy.RuleUser, policy.RuleProcMount, policy.RulePrivileged, policy.RuleSeccomp}},
 		{name: "privileged overrides drops, with a warning",
 			ctr:     &spec.SecurityContext{Privileged: boolp(true), Capabilities: &spec.Capabilities{Drop: []string{"ALL"}}},
 			warnHas: []string{"capabilities.drop: ignored: a privileged container gets every capability"},

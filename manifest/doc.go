@@ -35,7 +35,7 @@
 // for the names that are not fields.
 //
 // Translate starts from kubespec.DefaultSpec and applies the securityContext
-// through kubespec.KubernetesSteps (see kubespec.KubernetesOrder for the order,
+// through kubespec.KubernetesSteps (see policy.ApplyOrder for the order,
 // seccomp last), with:
 //
 //   - process.args = command + args, with the kubelet's $(VAR) expansion;

@@ -108,7 +108,7 @@ type ContainerBundle struct {
 	// Image is the container's image, as written.
 	Image string
 	// Steps names the securityContext steps that applied, in order (see
-	// kubespec.KubernetesOrder).
+	// policy.ApplyOrder).
 	Steps []string
 }
 
@@ -323,7 +323,7 @@ func translateContainer(w *Workload, c *corev1.Container, path string, opts Opti
 		if err := st.Option(s); err != nil {
 			return nil, err
 		}
-		b.Steps = append(b.Steps, st.Name)
+		b.Steps = append(b.Steps, string(st.Name))
 	}
 
 	s.Annotations = map[string]string{

@@ -47,11 +47,9 @@ type Change struct {
 
 func (c Change) String() string { return string(c.Rule) + ": " + c.Message }
 
-// Rules for changes that serve no single setting.
-const (
-	RuleIntent  Rule = "intent"
-	RuleAmbient Rule = "ambientCapabilities"
-)
+// RuleIntent marks the changes the Pod's annotation asked for, which
+// serve no single setting.
+const RuleIntent Rule = "intent"
 
 // Refused reports whether the container must not start.
 func (o *Outcome) Refused() bool { return o.Decision == Refused }

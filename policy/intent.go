@@ -134,182 +134,254 @@ func ParseIntent(v string) (*spec.SecurityContext, error) {
 // make its root read-only, leave root, or add confinement; it may not, by
 // annotation, undo anything the bundle or the node already has. changes
 // says what was done; a loosening request is an error naming the field.
+//
+// Each setting's part is its registry entry's intent step, run in the
+// registry's apply order, so that the default seccomp profile sees the
+// final capabilities.
 func ApplyIntent(env *Env, s *specs.Spec, sc *spec.SecurityContext) (changes []Change, err error) {
 	if sc == nil {
 		return nil, nil
 	}
-	refuse := func(field, why string) error {
-		return fmt.Errorf("%s: %s; a Pod annotation may only tighten its container, ask the admin for a RuntimeClass whose policy allows it", field, why)
-	}
-	var opts []spec.Option
-	note := func(o spec.Option, what string) {
-		opts = append(opts, o)
-		changes = append(changes, Change{Rule: RuleIntent, Message: what})
-	}
 	if s.Process == nil {
 		s.Process = &specs.Process{}
 	}
-	p := s.Process
-
-	if sc.Privileged != nil && *sc.Privileged && !spec.LooksPrivileged(s) {
-		return nil, refuse("privileged", "true would make the container privileged")
+	order, err := applyOrder(settings, func(st Setting) bool { return st.intent != nil })
+	if err != nil {
+		return nil, err
 	}
-	if c := sc.Capabilities; c != nil {
-		add, err := spec.NormalizeCapabilities(c.Add)
-		if err != nil {
-			return nil, fmt.Errorf("capabilities.add: %w", err)
-		}
-		drop, err := spec.NormalizeCapabilities(c.Drop)
-		if err != nil {
-			return nil, fmt.Errorf("capabilities.drop: %w", err)
-		}
-		held := spec.CapabilitiesOutside(p, nil)
-		// An add only keeps a capability the container already holds
-		// (meaningful next to drop: [ALL]); it can never grant one.
-		for _, a := range add {
-			if a == "ALL" || !slices.Contains(held, a) {
-				return nil, refuse("capabilities.add", fmt.Sprintf("%s is not held by the container", strings.TrimPrefix(a, "CAP_")))
-			}
-		}
-		if len(drop) > 0 {
-			var gone []string
-			if slices.Contains(drop, "ALL") {
-				for _, h := range held {
-					if !slices.Contains(add, h) {
-						gone = append(gone, h)
-					}
-				}
-			} else {
-				for _, d := range drop {
-					if slices.Contains(held, d) {
-						gone = append(gone, d)
-					}
-				}
-			}
-			if len(gone) > 0 {
-				note(spec.DropCapabilities(gone), "dropped "+strings.Join(trimCap(gone), ", "))
-			}
+	in := &intentRun{env: env, s: s, p: s.Process, sc: sc}
+	for _, r := range order {
+		st, _ := Lookup(r)
+		if err := st.intent(in); err != nil {
+			return nil, err
 		}
 	}
-	if v := sc.AllowPrivilegeEscalation; v != nil {
-		switch {
-		case !*v && !p.NoNewPrivileges:
-			note(spec.WithNoNewPrivileges(true), "set noNewPrivileges")
-		case *v && p.NoNewPrivileges:
-			return nil, refuse("allowPrivilegeEscalation", "true would turn no_new_privs off")
-		}
-	}
-	if v := sc.RunAsUser; v != nil {
-		switch {
-		case *v < 0 || *v > 1<<32-2:
-			return nil, fmt.Errorf("runAsUser: %d is not a valid uid", *v)
-		case *v == 0 && p.User.UID != 0:
-			return nil, refuse("runAsUser", "0 would make the container root")
-		case uint32(*v) != p.User.UID:
-			uid := uint32(*v)
-			note(func(s *specs.Spec) error { s.Process.User.UID = uid; return nil }, fmt.Sprintf("set uid %d", uid))
-		}
-	}
-	if v := sc.RunAsGroup; v != nil {
-		switch {
-		case *v < 0 || *v > 1<<32-2:
-			return nil, fmt.Errorf("runAsGroup: %d is not a valid gid", *v)
-		case *v == 0 && p.User.GID != 0:
-			return nil, refuse("runAsGroup", "0 would give the container the root group")
-		case uint32(*v) != p.User.GID:
-			gid := uint32(*v)
-			note(func(s *specs.Spec) error { s.Process.User.GID = gid; return nil }, fmt.Sprintf("set gid %d", gid))
-		}
-	}
-	if v := sc.ReadOnlyRootFilesystem; v != nil {
-		ro := s.Root != nil && s.Root.Readonly
-		switch {
-		case *v && !ro:
-			note(spec.WithReadonlyRootfs(true), "made the root filesystem read-only")
-		case !*v && ro:
-			return nil, refuse("readOnlyRootFilesystem", "false would make a read-only root writable")
-		}
-	}
-	if v := sc.ProcMount; v != nil {
-		masked, ro := spec.MissingProcMasks(s)
-		switch *v {
-		case spec.ProcMountDefault:
-			if len(masked)+len(ro) > 0 {
-				note(spec.WithProcMount(spec.ProcMountDefault), "masked /proc (procMount Default)")
-			}
-		case spec.ProcMountUnmasked:
-			if s.Linux != nil && len(s.Linux.MaskedPaths)+len(s.Linux.ReadonlyPaths) > 0 {
-				return nil, refuse("procMount", "Unmasked would unmask /proc")
-			}
-		default:
-			return nil, fmt.Errorf("procMount: unknown value %q; use Default or Unmasked", *v)
-		}
-	}
-	if o := sc.SELinuxOptions; o != nil && *o != (spec.SELinuxOptions{}) && !spec.SELinuxEnabled() {
-		env.warn("seLinuxOptions: ignored, SELinux is not enabled on this node")
-	} else if o != nil && *o != (spec.SELinuxOptions{}) {
-		if p.SelinuxLabel != "" {
-			return nil, refuse("seLinuxOptions", "the container already has an SELinux label, and a Pod annotation may not change it")
-		}
-		note(spec.WithSELinuxOptions(o), "set the SELinux label")
-	}
-	// Profiles last, so the default seccomp profile sees the final
-	// capabilities.
-	if pr := sc.AppArmorProfile; pr != nil {
-		confined := p.ApparmorProfile != "" && p.ApparmorProfile != "unconfined"
-		switch pr.Type {
-		case spec.AppArmorUnconfined:
-			if confined {
-				return nil, refuse("appArmorProfile", "Unconfined would remove the container's AppArmor profile")
-			}
-		case spec.AppArmorRuntimeDefault:
-			if !confined {
-				note(spec.WithAppArmorRuntimeDefault(env.AppArmor, env.warn), "AppArmor RuntimeDefault")
-			}
-		case spec.AppArmorLocalhost:
-			if pr.LocalhostProfile == nil {
-				return nil, fmt.Errorf("appArmorProfile: type Localhost needs localhostProfile")
-			}
-			if confined && p.ApparmorProfile != *pr.LocalhostProfile {
-				return nil, refuse("appArmorProfile", "the container already has AppArmor profile "+p.ApparmorProfile)
-			}
-			note(spec.WithAppArmorLocalhost(env.AppArmor, *pr.LocalhostProfile), "AppArmor Localhost "+*pr.LocalhostProfile)
-		default:
-			return nil, fmt.Errorf("appArmorProfile.type: unknown value %q; use RuntimeDefault, Localhost or Unconfined", pr.Type)
-		}
-	}
-	if pr := sc.SeccompProfile; pr != nil {
-		confined := spec.Confined(s)
-		switch pr.Type {
-		case spec.SeccompUnconfined:
-			if confined {
-				return nil, refuse("seccompProfile", "Unconfined would remove the container's seccomp filter")
-			}
-		case spec.SeccompRuntimeDefault:
-			if !confined {
-				note(spec.WithRuntimeDefaultSeccomp(), "seccomp RuntimeDefault")
-			}
-		case spec.SeccompLocalhost:
-			if pr.LocalhostProfile == nil {
-				return nil, fmt.Errorf("seccompProfile: type Localhost needs localhostProfile")
-			}
-			if confined {
-				return nil, refuse("seccompProfile", "the container already has a seccomp filter, and a Pod annotation may not replace it")
-			}
-			root := env.SeccompProfileRoot
-			if root == "" {
-				root = spec.DefaultSeccompProfileRoot
-			}
-			note(spec.WithLocalhostSeccomp(root, *pr.LocalhostProfile), "seccomp Localhost "+*pr.LocalhostProfile)
-		default:
-			return nil, fmt.Errorf("seccompProfile.type: unknown value %q; use RuntimeDefault, Localhost or Unconfined", pr.Type)
-		}
-	}
-	if err := spec.Apply(s, opts...); err != nil {
+	if err := spec.Apply(s, in.opts...); err != nil {
 		return nil, err
 	}
 	if sc.RunAsNonRoot != nil && *sc.RunAsNonRoot && s.Process.User.UID == 0 {
 		return nil, fmt.Errorf("runAsNonRoot: the container would run as uid 0; set runAsUser to a non-zero uid")
 	}
-	return changes, nil
+	return in.changes, nil
+}
+
+// intentRun is one ApplyIntent: the bundle as read, what the Pod asked,
+// and the options gathered so far, applied together at the end.
+type intentRun struct {
+	env     *Env
+	s       *specs.Spec
+	p       *specs.Process
+	sc      *spec.SecurityContext
+	opts    []spec.Option
+	changes []Change
+}
+
+func (in *intentRun) refuse(field, why string) error {
+	return fmt.Errorf("%s: %s; a Pod annotation may only tighten its container, ask the admin for a RuntimeClass whose policy allows it", field, why)
+}
+
+func (in *intentRun) note(o spec.Option, what string) {
+	in.opts = append(in.opts, o)
+	in.changes = append(in.changes, Change{Rule: RuleIntent, Message: what})
+}
+
+func intentPrivileged(in *intentRun) error {
+	if v := in.sc.Privileged; v != nil && *v && !spec.LooksPrivileged(in.s) {
+		return in.refuse("privileged", "true would make the container privileged")
+	}
+	return nil
+}
+
+func intentCapabilities(in *intentRun) error {
+	c := in.sc.Capabilities
+	if c == nil {
+		return nil
+	}
+	add, err := spec.NormalizeCapabilities(c.Add)
+	if err != nil {
+		return fmt.Errorf("capabilities.add: %w", err)
+	}
+	drop, err := spec.NormalizeCapabilities(c.Drop)
+	if err != nil {
+		return fmt.Errorf("capabilities.drop: %w", err)
+	}
+	held := spec.CapabilitiesOutside(in.p, nil)
+	// An add only keeps a capability the container already holds
+	// (meaningful next to drop: [ALL]); it can never grant one.
+	for _, a := range add {
+		if a == "ALL" || !slices.Contains(held, a) {
+			return in.refuse("capabilities.add", fmt.Sprintf("%s is not held by the container", strings.TrimPrefix(a, "CAP_")))
+		}
+	}
+	if len(drop) == 0 {
+		return nil
+	}
+	var gone []string
+	if slices.Contains(drop, "ALL") {
+		for _, h := range held {
+			if !slices.Contains(add, h) {
+				gone = append(gone, h)
+			}
+		}
+	} else {
+		for _, d := range drop {
+			if slices.Contains(held, d) {
+				gone = append(gone, d)
+			}
+		}
+	}
+	if len(gone) > 0 {
+		in.note(spec.DropCapabilities(gone), "dropped "+strings.Join(trimCap(gone), ", "))
+	}
+	return nil
+}
+
+func intentNoNewPrivileges(in *intentRun) error {
+	v := in.sc.AllowPrivilegeEscalation
+	switch {
+	case v == nil:
+	case !*v && !in.p.NoNewPrivileges:
+		in.note(spec.WithNoNewPrivileges(true), "set noNewPrivileges")
+	case *v && in.p.NoNewPrivileges:
+		return in.refuse("allowPrivilegeEscalation", "true would turn no_new_privs off")
+	}
+	return nil
+}
+
+func intentUser(in *intentRun) error {
+	if v := in.sc.RunAsUser; v != nil {
+		switch {
+		case *v < 0 || *v > 1<<32-2:
+			return fmt.Errorf("runAsUser: %d is not a valid uid", *v)
+		case *v == 0 && in.p.User.UID != 0:
+			return in.refuse("runAsUser", "0 would make the container root")
+		case uint32(*v) != in.p.User.UID:
+			uid := uint32(*v)
+			in.note(func(s *specs.Spec) error { s.Process.User.UID = uid; return nil }, fmt.Sprintf("set uid %d", uid))
+		}
+	}
+	if v := in.sc.RunAsGroup; v != nil {
+		switch {
+		case *v < 0 || *v > 1<<32-2:
+			return fmt.Errorf("runAsGroup: %d is not a valid gid", *v)
+		case *v == 0 && in.p.User.GID != 0:
+			return in.refuse("runAsGroup", "0 would give the container the root group")
+		case uint32(*v) != in.p.User.GID:
+			gid := uint32(*v)
+			in.note(func(s *specs.Spec) error { s.Process.User.GID = gid; return nil }, fmt.Sprintf("set gid %d", gid))
+		}
+	}
+	return nil
+}
+
+func intentReadOnlyRoot(in *intentRun) error {
+	v := in.sc.ReadOnlyRootFilesystem
+	if v == nil {
+		return nil
+	}
+	ro := in.s.Root != nil && in.s.Root.Readonly
+	switch {
+	case *v && !ro:
+		in.note(spec.WithReadonlyRootfs(true), "made the root filesystem read-only")
+	case !*v && ro:
+		return in.refuse("readOnlyRootFilesystem", "false would make a read-only root writable")
+	}
+	return nil
+}
+
+func intentProcMount(in *intentRun) error {
+	v := in.sc.ProcMount
+	if v == nil {
+		return nil
+	}
+	switch *v {
+	case spec.ProcMountDefault:
+		if masked, ro := spec.MissingProcMasks(in.s); len(masked)+len(ro) > 0 {
+			in.note(spec.WithProcMount(spec.ProcMountDefault), "masked /proc (procMount Default)")
+		}
+	case spec.ProcMountUnmasked:
+		if l := in.s.Linux; l != nil && len(l.MaskedPaths)+len(l.ReadonlyPaths) > 0 {
+			return in.refuse("procMount", "Unmasked would unmask /proc")
+		}
+	default:
+		return fmt.Errorf("procMount: unknown value %q; use Default or Unmasked", *v)
+	}
+	return nil
+}
+
+func intentSELinux(in *intentRun) error {
+	o := in.sc.SELinuxOptions
+	switch {
+	case o == nil || *o == (spec.SELinuxOptions{}):
+	case !spec.SELinuxEnabled():
+		in.env.warn("seLinuxOptions: ignored, SELinux is not enabled on this node")
+	case in.p.SelinuxLabel != "":
+		return in.refuse("seLinuxOptions", "the container already has an SELinux label, and a Pod annotation may not change it")
+	default:
+		in.note(spec.WithSELinuxOptions(o), "set the SELinux label")
+	}
+	return nil
+}
+
+func intentAppArmor(in *intentRun) error {
+	pr := in.sc.AppArmorProfile
+	if pr == nil {
+		return nil
+	}
+	current := in.p.ApparmorProfile
+	confined := current != "" && current != "unconfined"
+	switch pr.Type {
+	case spec.AppArmorUnconfined:
+		if confined {
+			return in.refuse("appArmorProfile", "Unconfined would remove the container's AppArmor profile")
+		}
+	case spec.AppArmorRuntimeDefault:
+		if !confined {
+			in.note(spec.WithAppArmorRuntimeDefault(in.env.AppArmor, in.env.warn), "AppArmor RuntimeDefault")
+		}
+	case spec.AppArmorLocalhost:
+		if pr.LocalhostProfile == nil {
+			return fmt.Errorf("appArmorProfile: type Localhost needs localhostProfile")
+		}
+		if confined && current != *pr.LocalhostProfile {
+			return in.refuse("appArmorProfile", "the container already has AppArmor profile "+current)
+		}
+		in.note(spec.WithAppArmorLocalhost(in.env.AppArmor, *pr.LocalhostProfile), "AppArmor Localhost "+*pr.LocalhostProfile)
+	default:
+		return fmt.Errorf("appArmorProfile.type: unknown value %q; use RuntimeDefault, Localhost or Unconfined", pr.Type)
+	}
+	return nil
+}
+
+func intentSeccomp(in *intentRun) error {
+	pr := in.sc.SeccompProfile
+	if pr == nil {
+		return nil
+	}
+	confined := spec.Confined(in.s)
+	switch pr.Type {
+	case spec.SeccompUnconfined:
+		if confined {
+			return in.refuse("seccompProfile", "Unconfined would remove the container's seccomp filter")
+		}
+	case spec.SeccompRuntimeDefault:
+		if !confined {
+			in.note(spec.WithRuntimeDefaultSeccomp(), "seccomp RuntimeDefault")
+		}
+	case spec.SeccompLocalhost:
+		if pr.LocalhostProfile == nil {
+			return fmt.Errorf("seccompProfile: type Localhost needs localhostProfile")
+		}
+		if confined {
+			return in.refuse("seccompProfile", "the container already has a seccomp filter, and a Pod annotation may not replace it")
+		}
+		root := in.env.SeccompProfileRoot
+		if root == "" {
+			root = spec.DefaultSeccompProfileRoot
+		}
+		in.note(spec.WithLocalhostSeccomp(root, *pr.LocalhostProfile), "seccomp Localhost "+*pr.LocalhostProfile)
+	default:
+		return fmt.Errorf("seccompProfile.type: unknown value %q; use RuntimeDefault, Localhost or Unconfined", pr.Type)
+	}
+	return nil
 }

@@ -374,13 +374,56 @@ func TestDefaultAppArmorReloaded(t *testing.T) {
 	}
 }
 
+func TestApplyOrder(t *testing.T) {
+	// The translation's order, as data: each pair is a constraint the
+	// kubelet's and containerd's semantics need, and the whole order is
+	// pinned so that a new constraint's effect is seen in review.
+	got, err := ApplyOrder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Rule{RuleCapabilities, RuleNoNewPrivileges, RuleUser, RuleReadOnlyRootFilesystem, RuleProcMount,
+		RulePrivileged, RuleAmbient, RuleSysctls, RuleSELinux, RuleAppArmor, RuleSeccomp}
+	if !slices.Equal(got, want) {
+		t.Errorf("ApplyOrder() = %v\nwant %v", got, want)
+	}
+	at := func(r Rule) int { return slices.Index(got, r) }
+	for _, st := range Settings() {
+		for _, a := range st.ApplyAfter {
+			if st.Translated && at(a) >= at(st.Rule) {
+				t.Errorf("%s must apply after %s in %v", st.Rule, a, got)
+			}
+		}
+	}
+	if got[len(got)-1] != RuleSeccomp {
+		t.Error("seccomp must apply last: the default profile depends on the final capabilities")
+	}
+
+	// Cycles and unknown names are errors, not a silent order.
+	cyc := []Setting{{Rule: "a", ApplyAfter: []Rule{"b"}}, {Rule: "b", ApplyAfter: []Rule{"a"}}}
+	if _, err := applyOrder(cyc, func(Setting) bool { return true }); err == nil || !strings.Contains(err.Error(), "cycle") {
+		t.Errorf("cycle: %v", err)
+	}
+	if _, err := applyOrder([]Setting{{Rule: "a", ApplyAfter: []Rule{"nope"}}}, func(Setting) bool { return true }); err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Errorf("unknown: %v", err)
+	}
+	// A constraint on a setting outside the subset does not hold it up.
+	sub, err := applyOrder(cyc, func(st Setting) bool { return st.Rule == "a" })
+	if err != nil || !slices.Equal(sub, []Rule{"a"}) {
+		t.Errorf("subset: %v %v", sub, err)
+	}
+}
+
 func TestSettingsRegistry(t *testing.T) {
 	// Every rule a finding can carry is declared once, with its OCI
 	// fields; exec flags map to the settings that declare them.
 	seen := map[Rule]bool{}
 	for _, st := range Settings() {
-		if seen[st.Rule] || len(st.OCI) == 0 || st.check == nil {
-			t.Errorf("setting %s: declared twice, or without OCI fields or a check", st.Rule)
+		if seen[st.Rule] || len(st.OCI) == 0 || st.check == nil && !st.Translated {
+			t.Errorf("setting %s: declared twice, or without OCI fields, or neither checked nor translated", st.Rule)
+		}
+		if st.fix != nil && st.check == nil {
+			t.Errorf("setting %s: a fix without a check never runs", st.Rule)
 		}
 		seen[st.Rule] = true
 		if len(st.ExecFlags) > 0 && !st.Process {

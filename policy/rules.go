@@ -234,7 +234,7 @@ func checkPrivileged(p *Policy, _ *Env, s *specs.Spec) []Finding {
 	if p.AllowPrivileged || !spec.LooksPrivileged(s) {
 		return nil
 	}
-	return []Finding{{Rule: "privileged", Field: "process.capabilities, linux.maskedPaths",
+	return []Finding{{Field: "process.capabilities, linux.maskedPaths",
 		Problem: "the container is privileged (every capability, /proc unmasked)",
 		Fix:     "remove securityContext.privileged: true, or run the Pod with a RuntimeClass whose policy allows privileged containers"}}
 }
@@ -248,7 +248,7 @@ func checkCapabilities(p *Policy, _ *Env, s *specs.Spec) []Finding {
 	if len(p.allowedCaps) > 0 {
 		allowed = strings.Join(trimCap(p.allowedCaps), ", ")
 	}
-	return []Finding{{Rule: "capabilities", Field: "process.capabilities", Fixable: true, Subjects: trimCap(bad),
+	return []Finding{{Field: "process.capabilities", Fixable: true, Subjects: trimCap(bad),
 		Problem: fmt.Sprintf("holds %s, which policy %s does not allow (allowed: %s)", strings.Join(trimCap(bad), ", "), p.Name, allowed),
 		Fix:     fmt.Sprintf("add capabilities.drop: [ALL] and add back only what is allowed, or drop %s", strings.Join(trimCap(bad), ", "))}}
 }
@@ -261,7 +261,7 @@ func checkNoNewPrivileges(p *Policy, _ *Env, s *specs.Spec) []Finding {
 	if !p.NoNewPrivileges || (s.Process != nil && s.Process.NoNewPrivileges) {
 		return nil
 	}
-	return []Finding{{Rule: "noNewPrivileges", Field: "process.noNewPrivileges", Fixable: true,
+	return []Finding{{Field: "process.noNewPrivileges", Fixable: true,
 		Problem: "no_new_privs is off, so setuid binaries can raise privileges",
 		Fix:     "set securityContext.allowPrivilegeEscalation: false"}}
 }
@@ -274,7 +274,7 @@ func checkRunAsNonRoot(p *Policy, env *Env, s *specs.Spec) []Finding {
 	if !p.RunAsNonRoot || s.Process == nil || s.Process.User.UID != 0 {
 		return nil
 	}
-	return []Finding{{Rule: "runAsNonRoot", Field: "process.user.uid", Fixable: p.RunAsUser != nil || (env != nil && env.sandbox),
+	return []Finding{{Field: "process.user.uid", Fixable: p.RunAsUser != nil || (env != nil && env.sandbox),
 		Problem: "the container would run as uid 0 (root), and runAsNonRoot needs a non-zero uid",
 		Fix:     "set securityContext.runAsUser to a non-zero uid (or USER in the image), or give the policy a runAsUser for harden mode"}}
 }
@@ -306,7 +306,7 @@ func checkReadOnlyRoot(p *Policy, _ *Env, s *specs.Spec) []Finding {
 	if !p.ReadOnlyRootFilesystem || (s.Root != nil && s.Root.Readonly) {
 		return nil
 	}
-	return []Finding{{Rule: "readOnlyRootFilesystem", Field: "root.readonly", Fixable: s.Root != nil,
+	return []Finding{{Field: "root.readonly", Fixable: s.Root != nil,
 		Problem: "the root filesystem is writable",
 		Fix:     "set securityContext.readOnlyRootFilesystem: true and mount an emptyDir where the app writes"}}
 }
@@ -321,7 +321,7 @@ func checkProcMount(p *Policy, _ *Env, s *specs.Spec) []Finding {
 	if len(masked)+len(readonly) == 0 {
 		return nil
 	}
-	return []Finding{{Rule: "procMount", Field: "linux.maskedPaths, linux.readonlyPaths", Fixable: true,
+	return []Finding{{Field: "linux.maskedPaths, linux.readonlyPaths", Fixable: true,
 		Problem: fmt.Sprintf("/proc is less masked than procMount Default (missing %s)", strings.Join(append(masked, readonly...), ", ")),
 		Fix:     "remove procMount: Unmasked (or use it only with hostUsers: false)"}}
 }
@@ -337,7 +337,7 @@ func checkSysctls(p *Policy, _ *Env, s *specs.Spec) []Finding {
 	var out []Finding
 	for _, err := range spec.CheckSpecSysctls(p.sysctlPolicy(), s) {
 		name, _, _ := strings.Cut(err.Error(), ": ")
-		out = append(out, Finding{Rule: "sysctls", Field: "linux.sysctl", Problem: err.Error(), Subjects: []string{name},
+		out = append(out, Finding{Field: "linux.sysctl", Problem: err.Error(), Subjects: []string{name},
 			Fix: "remove the sysctl from securityContext.sysctls, or have the admin add it to allowedUnsafeSysctls"})
 	}
 	return out
@@ -355,7 +355,7 @@ func checkSELinux(p *Policy, _ *Env, s *specs.Spec) []Finding {
 	if slices.Contains(p.AllowedSELinuxTypes, t) {
 		return nil
 	}
-	return []Finding{{Rule: "seLinux", Field: "process.selinuxLabel",
+	return []Finding{{Field: "process.selinuxLabel",
 		Problem: fmt.Sprintf("SELinux type %q is not allowed", t),
 		Fix:     fmt.Sprintf("use seLinuxOptions.type from: %s", strings.Join(p.AllowedSELinuxTypes, ", "))}}
 }
@@ -373,7 +373,7 @@ func checkAppArmor(p *Policy, env *Env, s *specs.Spec) []Finding {
 		env.warn("appArmor: skipped, AppArmor is not enabled in this kernel")
 		return nil
 	}
-	return []Finding{{Rule: "appArmor", Field: "process.apparmorProfile", Fixable: true, Default: !p.RequireAppArmor,
+	return []Finding{{Field: "process.apparmorProfile", Fixable: true, Default: !p.RequireAppArmor,
 		Problem: "the process runs unconfined by AppArmor",
 		Fix:     "set securityContext.appArmorProfile.type: RuntimeDefault (or Localhost)"}}
 }
@@ -394,7 +394,7 @@ func checkSeccomp(p *Policy, _ *Env, s *specs.Spec) []Finding {
 	if !p.RequireSeccomp && !hasDefault {
 		return nil
 	}
-	return []Finding{{Rule: "seccomp", Field: "linux.seccomp", Fixable: hasDefault, Default: !p.RequireSeccomp,
+	return []Finding{{Field: "linux.seccomp", Fixable: hasDefault, Default: !p.RequireSeccomp,
 		Problem: "no seccomp filter confines the process",
 		Fix:     "set securityContext.seccompProfile.type: RuntimeDefault (or Localhost)"}}
 }

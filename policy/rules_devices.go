@@ -129,7 +129,7 @@ func checkDevices(p *Policy, _ *Env, s *specs.Spec) []Finding {
 		// refuses it, one finding says so next to the privileged one,
 		// instead of one per device node.
 		if spec.AllowsAllDevices(s) && !p.AllowPrivileged {
-			return []Finding{{Rule: "devices", Field: "linux.resources.devices",
+			return []Finding{{Field: "linux.resources.devices",
 				Problem: "the device cgroup allows every device",
 				Fix:     "remove the allow-all device rule (it comes with privileged: true)"}}
 		}
@@ -152,7 +152,7 @@ func checkDevices(p *Policy, _ *Env, s *specs.Spec) []Finding {
 			if want.major < 0 || want.minor < 0 {
 				problem = fmt.Sprintf("the device cgroup allows %q: a wildcard opens every such device on the host", want)
 			}
-			out = append(out, Finding{Rule: "devices", Field: fmt.Sprintf("linux.resources.devices[%d]", i),
+			out = append(out, Finding{Field: fmt.Sprintf("linux.resources.devices[%d]", i),
 				Problem: problem,
 				Fix:     fmt.Sprintf("request only the devices the Pod needs, or have the admin add them to allowedDevices of policy %s", p.Name)})
 		}
@@ -169,7 +169,7 @@ func checkDevices(p *Policy, _ *Env, s *specs.Spec) []Finding {
 		if d.Major >= 0 && d.Minor >= 0 && p.deviceAllowed(want) {
 			continue
 		}
-		out = append(out, Finding{Rule: "devices", Field: fmt.Sprintf("linux.devices[%d]", i),
+		out = append(out, Finding{Field: fmt.Sprintf("linux.devices[%d]", i),
 			Problem: fmt.Sprintf("device node %s (%s %d:%d) is not among the default devices and allowedDevices", d.Path, d.Type, d.Major, d.Minor),
 			Fix:     fmt.Sprintf("remove the device from the Pod, or have the admin add it to allowedDevices of policy %s", p.Name)})
 	}

@@ -42,7 +42,7 @@ func checkHooks(p *Policy, _ *Env, s *specs.Spec) []Finding {
 			if p.hookPaths[filepath.Clean(h.Path)] && filepath.IsAbs(h.Path) {
 				continue
 			}
-			out = append(out, Finding{Rule: "hooks", Field: fmt.Sprintf("hooks.%s[%d].path", l.name, i),
+			out = append(out, Finding{Field: fmt.Sprintf("hooks.%s[%d].path", l.name, i),
 				Problem: fmt.Sprintf("hook %s would run %q outside the container's confinement (on the host, as root)", l.name, h.Path),
 				Fix:     fmt.Sprintf("remove the hook, or have the admin add %q to allowedHookPaths of policy %s", h.Path, p.Name)})
 		}

@@ -171,7 +171,7 @@ func checkHostPaths(p *Policy, env *Env, s *specs.Spec) []Finding {
 			continue
 		}
 		if ok, why := p.hostPathAllowed(env, s, m); !ok {
-			out = append(out, Finding{Rule: RuleHostPaths, Field: fmt.Sprintf("mounts[%d].source", i),
+			out = append(out, Finding{Field: fmt.Sprintf("mounts[%d].source", i),
 				Problem: why + fmt.Sprintf(" at %s", m.Destination),
 				Fix:     fmt.Sprintf("use an emptyDir, configMap, secret, projected or persistentVolumeClaim volume instead of hostPath, or have the admin add the path to allowedHostPaths of policy %s", p.Name)})
 		}
@@ -191,7 +191,7 @@ func checkMounts(p *Policy, env *Env, s *specs.Spec) []Finding {
 	for i, m := range s.Mounts {
 		field := fmt.Sprintf("mounts[%d]", i)
 		add := func(sub, problem, fix string) {
-			out = append(out, Finding{Rule: RuleMounts, Field: field + sub, Problem: problem, Fix: fix})
+			out = append(out, Finding{Field: field + sub, Problem: problem, Fix: fix})
 		}
 		bind := isBind(m)
 		dest := m.Destination
@@ -225,7 +225,7 @@ func checkMounts(p *Policy, env *Env, s *specs.Spec) []Finding {
 			if resolved != want {
 				add("", fmt.Sprintf("%s mounted at %s; the runtime mounts it only at %s", m.Type, resolved, want), "remove the extra mount")
 			} else if !mountReadonly(m) {
-				out = append(out, Finding{Rule: RuleMounts, Field: field + ".options", Fixable: env != nil && env.sandbox,
+				out = append(out, Finding{Field: field + ".options", Fixable: env != nil && env.sandbox,
 					Problem: fmt.Sprintf("%s at %s is writable, which lets the container change host kernel and cgroup settings", m.Type, want),
 					Fix:     "mount it read-only (only privileged containers get it writable)"})
 			}
@@ -279,7 +279,7 @@ func (p *Policy) checkRoot(env *Env, s *specs.Spec) []Finding {
 		real = filepath.Clean(root)
 	}
 	bad := func(problem string) []Finding {
-		return []Finding{{Rule: RuleMounts, Field: "root.path", Problem: problem,
+		return []Finding{{Field: "root.path", Problem: problem,
 			Fix: fmt.Sprintf("use the image's rootfs inside the bundle, or have the admin add its storage directory to allowedRootPaths of policy %s", p.Name)}}
 	}
 	if spec.SameFile(real, "/") {
@@ -311,7 +311,7 @@ func checkProcessPaths(p *Policy, env *Env, s *specs.Spec) []Finding {
 	}
 	var out []Finding
 	bad := func(field, problem string) {
-		out = append(out, Finding{Rule: RuleProcessPaths, Field: field, Problem: problem,
+		out = append(out, Finding{Field: field, Problem: problem,
 			Fix: "set workingDir and command to paths in the image, outside /proc, /sys and /dev/fd"})
 	}
 	rootfs := rootfsPath(env, s)

@@ -39,11 +39,11 @@ func checkHostNamespaces(p *Policy, _ *Env, s *specs.Spec) []Finding {
 			field := fmt.Sprintf("linux.namespaces[%d]", i)
 			switch {
 			case !spec.KnownNamespaceType(ns.Type):
-				out = append(out, Finding{Rule: "hostNamespaces", Field: field + ".type", Kubernetes: "pod",
+				out = append(out, Finding{Field: field + ".type", Kubernetes: "pod",
 					Problem: fmt.Sprintf("namespace type %q is unknown to runc", ns.Type),
 					Fix:     "use one of pid, network, mount, ipc, uts, user, cgroup, time"})
 			case seen[ns.Type]:
-				out = append(out, Finding{Rule: "hostNamespaces", Field: field + ".type", Kubernetes: "pod",
+				out = append(out, Finding{Field: field + ".type", Kubernetes: "pod",
 					Problem: fmt.Sprintf("the %s namespace is listed twice", ns.Type),
 					Fix:     "list each namespace type once"})
 			}
@@ -60,10 +60,10 @@ func checkHostNamespaces(p *Policy, _ *Env, s *specs.Spec) []Finding {
 		}
 		switch {
 		case ns == nil:
-			out = append(out, Finding{Rule: "hostNamespaces", Field: "linux.namespaces", Kubernetes: k8s, Subjects: []string{string(r.t)},
+			out = append(out, Finding{Field: "linux.namespaces", Kubernetes: k8s, Subjects: []string{string(r.t)},
 				Problem: fmt.Sprintf("no %s namespace: the container shares the host's", r.t), Fix: fix})
 		case spec.IsHostNamespace(r.t, ns.Path):
-			out = append(out, Finding{Rule: "hostNamespaces", Field: "linux.namespaces[type=" + string(r.t) + "].path", Kubernetes: k8s, Subjects: []string{string(r.t)},
+			out = append(out, Finding{Field: "linux.namespaces[type=" + string(r.t) + "].path", Kubernetes: k8s, Subjects: []string{string(r.t)},
 				Problem: fmt.Sprintf("%s namespace path %s is the host's own %s namespace", r.t, ns.Path, r.t), Fix: fix})
 		}
 	}

@@ -20,7 +20,7 @@ func checkSeccompFloor(p *Policy, env *Env, s *specs.Spec) []Finding {
 	}
 	floor, err := spec.RuntimeDefaultFor(s)
 	if err != nil {
-		return []Finding{{Rule: "seccomp", Field: "linux.seccomp", Problem: "RuntimeDefault cannot be generated to compare with: " + err.Error(), Fix: "report this as a secrun bug"}}
+		return []Finding{{Field: "linux.seccomp", Problem: "RuntimeDefault cannot be generated to compare with: " + err.Error(), Fix: "report this as a secrun bug"}}
 	}
 	why := spec.SeccompWithinRuntimeDefault(s.Linux.Seccomp, floor)
 	if len(why) == 0 {
@@ -29,7 +29,7 @@ func checkSeccompFloor(p *Policy, env *Env, s *specs.Spec) []Finding {
 	if spec.LocalhostProfileOf(profileRoot(env), s.Linux.Seccomp, s) != "" {
 		return nil
 	}
-	return []Finding{{Rule: "seccomp", Field: "linux.seccomp", Fixable: env.originalWithinFloor(s),
+	return []Finding{{Field: "linux.seccomp", Fixable: env.originalWithinFloor(s),
 		Problem: fmt.Sprintf("the seccomp filter is weaker than RuntimeDefault for the container's capabilities: %s", strings.Join(why, "; ")),
 		Fix:     "use seccompProfile.type: RuntimeDefault, or a Localhost profile the admin placed below " + profileRoot(env)}}
 }
@@ -63,7 +63,7 @@ func checkOOMScoreAdj(p *Policy, _ *Env, s *specs.Spec) []Finding {
 	if p.MinOOMScoreAdj == nil || s.Process == nil || s.Process.OOMScoreAdj == nil || *s.Process.OOMScoreAdj >= *p.MinOOMScoreAdj {
 		return nil
 	}
-	return []Finding{{Rule: "oomScoreAdj", Field: "process.oomScoreAdj",
+	return []Finding{{Field: "process.oomScoreAdj",
 		Problem: fmt.Sprintf("oomScoreAdj %d is below %d, so the OOM killer would take node daemons first", *s.Process.OOMScoreAdj, *p.MinOOMScoreAdj),
 		Fix:     "leave oomScoreAdj to the kubelet (it sets it from the Pod's QoS class)"}}
 }
@@ -79,11 +79,11 @@ func checkPersonality(p *Policy, _ *Env, s *specs.Spec) []Finding {
 	per := s.Linux.Personality
 	var out []Finding
 	if per.Domain != specs.PerLinux && per.Domain != specs.PerLinux32 {
-		out = append(out, Finding{Rule: "personality", Field: "linux.personality.domain",
+		out = append(out, Finding{Field: "linux.personality.domain",
 			Problem: fmt.Sprintf("personality domain %q is not LINUX or LINUX32", per.Domain), Fix: "use LINUX or LINUX32"})
 	}
 	if len(per.Flags) > 0 {
-		out = append(out, Finding{Rule: "personality", Field: "linux.personality.flags",
+		out = append(out, Finding{Field: "linux.personality.flags",
 			Problem: fmt.Sprintf("personality flags %v weaken the process's memory protections", per.Flags), Fix: "remove linux.personality.flags"})
 	}
 	return out

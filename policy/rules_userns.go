@@ -40,7 +40,7 @@ func checkUserNamespace(p *Policy, env *Env, s *specs.Spec) []Finding {
 	}
 	var out []Finding
 	bad := func(field, problem, fix string) {
-		out = append(out, Finding{Rule: "userNamespace", Field: field, Problem: problem, Fix: fix})
+		out = append(out, Finding{Field: field, Problem: problem, Fix: fix})
 	}
 	type source struct {
 		field    string

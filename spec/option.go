@@ -1,7 +1,7 @@
 // Package spec holds composable changes to an OCI runtime spec, one per
 // security setting, in the style of containerd's spec options. Each Option
 // is small enough to test on its own; callers decide the order, and the
-// order matters (kubespec.KubernetesOrder writes it for a Pod): seccomp
+// order matters (policy.ApplyOrder computes it for a Pod): seccomp
 // must come last because the default profile depends on the final
 // capability set. The Kubernetes translation itself lives in kubespec,
 // which the wrapper does not link.

@@ -202,8 +202,6 @@ func checkBundle(w *manifest.Workload, b manifest.ContainerBundle, pol *policy.P
 		switch ch.Rule {
 		case policy.RuleIntent:
 			field = w.MetaPath + ".annotations"
-		case policy.RuleAmbient:
-			field = k8sField(w, b, policy.SettingFinding(policy.RuleCapabilities))
 		default:
 			field = k8sField(w, b, policy.SettingFinding(ch.Rule))
 		}

@@ -72,8 +72,8 @@ func Allowed(p *specs.LinuxSeccomp) []string {
 }
 
 // Without returns set minus the named entries, order kept.
-func Without(set []string, drop ...string) []string {
-	return slices.DeleteFunc(slices.Clone(set), func(c string) bool { return slices.Contains(drop, c) })
+func Without[S ~[]E, E comparable](set S, drop ...E) S {
+	return slices.DeleteFunc(slices.Clone(set), func(c E) bool { return slices.Contains(drop, c) })
 }
 
 // NativeArch is the seccomp name of the architecture the tests run on,
