@@ -3,7 +3,6 @@ package conformance
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/secrun/secrun/conformance/probe/report"
+	"github.com/secrun/secrun/internal/safefile"
 	"github.com/secrun/secrun/spec"
 )
 
@@ -24,8 +24,6 @@ import (
 // scratchOwner owns the tmpfs at /tmp, so that cap.fowner has a file of
 // another owner to chmod even in a read-only root (probe README).
 const scratchOwner = 1234
-
-func cloneSpec(s *specs.Spec) (*specs.Spec, error) { return spec.Clone(s) }
 
 // makeRootfs builds a probe image in dir. Binaries are hard links to the
 // suite's copies: hundreds of containers per run must not copy megabytes
@@ -84,19 +82,7 @@ func linkOrCopy(src, dst string) error {
 	if err != nil {
 		return err
 	}
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, st.Mode().Perm())
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Close(); err != nil {
-		return err
-	}
-	// Chmod again: the setuid bit does not survive OpenFile's mode.
-	return os.Chmod(dst, st.Mode())
+	return safefile.CopyNew(dst, in, st.Mode())
 }
 
 // probeArgs is the container's command: every op, with the sysctls,
@@ -131,7 +117,7 @@ func probeArgs(m *model, h *hostEnv) []string {
 // as the process, a scratch tmpfs, the rootfs path. Nothing security
 // related changes: that is what is under test.
 func prepareSpec(t *specs.Spec, rootfs string, args []string) (*specs.Spec, error) {
-	sp, err := cloneSpec(t)
+	sp, err := spec.Clone(t)
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +151,7 @@ func prepareSpec(t *specs.Spec, rootfs string, args []string) (*specs.Spec, erro
 // validity mode runs it (the control) and its broken twins with the bare
 // delegate runtime.
 func (s *suite) materialize(m *model, base *specs.Spec) (*specs.Spec, error) {
-	sp, err := cloneSpec(base)
+	sp, err := spec.Clone(base)
 	if err != nil {
 		return nil, err
 	}

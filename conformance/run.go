@@ -15,6 +15,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/secrun/secrun/spec"
 )
 
 // runJob is one container run.
@@ -197,7 +198,7 @@ func (s *suite) run(ctx context.Context, j *runJob) (obs *observation, dir strin
 	if err := s.makeRootfs(rootfs); err != nil {
 		return fail(err)
 	}
-	sp, err := cloneSpec(j.spec)
+	sp, err := spec.Clone(j.spec)
 	if err != nil {
 		return fail(err)
 	}

@@ -3,8 +3,9 @@ package kubespec
 import (
 	"encoding/json"
 	"slices"
-	"strings"
 	"testing"
+
+	"github.com/secrun/secrun/spec/spectest"
 
 	"github.com/secrun/secrun/spec"
 
@@ -170,14 +171,8 @@ func TestDefaultSpecConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, err := DefaultSpec(tt.cfg)
-			if tt.errHas != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.errHas) {
-					t.Fatalf("err = %v, want %q", err, tt.errHas)
-				}
+			if spectest.ErrorCase(t, err, tt.errHas) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			tt.check(t, s)
 		})

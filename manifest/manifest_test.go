@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/secrun/secrun/spec/spectest"
+
 	"github.com/secrun/secrun/kubespec"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -450,14 +452,8 @@ func TestTranslatePodLevel(t *testing.T) {
 				opts.ImageRootfs = ""
 			}
 			bs, err := Translate(w, opts)
-			if tt.errHas != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.errHas) {
-					t.Fatalf("err = %v, want %q", err, tt.errHas)
-				}
+			if spectest.ErrorCase(t, err, tt.errHas) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			tt.check(t, bs[0])
 		})

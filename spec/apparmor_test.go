@@ -35,14 +35,8 @@ func TestWithAppArmorRuntimeDefault(t *testing.T) {
 			var warns []string
 			s := &specs.Spec{}
 			err := WithAppArmorRuntimeDefault(tt.host, func(m string) { warns = append(warns, m) })(s)
-			if tt.errHas != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.errHas) {
-					t.Fatalf("err = %v, want %q", err, tt.errHas)
-				}
+			if spectest.ErrorCase(t, err, tt.errHas) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			got := ""
 			if s.Process != nil {

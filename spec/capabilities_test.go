@@ -218,14 +218,8 @@ func TestWithAmbientCapabilities(t *testing.T) {
 			s.Process.User.UID = tt.uid
 			s.Process.Capabilities.Effective = nil
 			err := WithAmbientCapabilities(tt.names)(s)
-			if tt.errHas != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.errHas) {
-					t.Fatalf("err = %v, want %q", err, tt.errHas)
-				}
+			if spectest.ErrorCase(t, err, tt.errHas) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			c := s.Process.Capabilities
 			if !slices.Equal(c.Ambient, tt.wantAmbient) {

@@ -2,7 +2,6 @@ package spec
 
 import (
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/secrun/secrun/spec/spectest"
@@ -38,14 +37,8 @@ func TestWithProcMount(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := WithProcMount(tt.kind)(tt.spec)
-			if tt.errHas != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.errHas) {
-					t.Fatalf("err = %v, want %q", err, tt.errHas)
-				}
+			if spectest.ErrorCase(t, err, tt.errHas) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !slices.Equal(tt.spec.Linux.MaskedPaths, tt.wantMasked) || !slices.Equal(tt.spec.Linux.ReadonlyPaths, tt.wantReadonly) {
 				t.Fatalf("masked %v readonly %v\nwant %v %v", tt.spec.Linux.MaskedPaths, tt.spec.Linux.ReadonlyPaths, tt.wantMasked, tt.wantReadonly)

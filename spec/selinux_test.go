@@ -1,8 +1,9 @@
 package spec
 
 import (
-	"strings"
 	"testing"
+
+	"github.com/secrun/secrun/spec/spectest"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -29,14 +30,8 @@ func TestWithSELinuxOptions(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := &specs.Spec{}
 			err := WithSELinuxOptions(tt.opts)(s)
-			if tt.errHas != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.errHas) {
-					t.Fatalf("err = %v, want %q", err, tt.errHas)
-				}
+			if spectest.ErrorCase(t, err, tt.errHas) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			var p, m string
 			if s.Process != nil {

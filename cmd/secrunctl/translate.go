@@ -16,6 +16,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/secrun/secrun/bundle"
+	"github.com/secrun/secrun/internal/safefile"
 	"github.com/secrun/secrun/manifest"
 	"github.com/secrun/secrun/runccheck"
 	"github.com/secrun/secrun/spec"
@@ -314,20 +315,7 @@ func copyFile(root *os.Root, rel, dst string, mode fs.FileMode) error {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode.Perm())
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Close(); err != nil {
-		return err
-	}
-	// Set the mode again: the umask trimmed it, and setuid bits matter
-	// to tests of no_new_privs.
-	return os.Chmod(dst, mode.Perm()|mode&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky))
+	return safefile.CopyNew(dst, in, mode)
 }
 
 // busyboxPath is the static busybox Debian's busybox-static installs.

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/secrun/secrun/install"
+	"github.com/secrun/secrun/integration/containerdconf"
 	"github.com/secrun/secrun/internal/testenv"
 )
 
@@ -274,44 +275,12 @@ func (e *env) writeCNI() {
 // `secrunctl install containerd`, as an admin would.
 func (e *env) writeContainerdConfig() {
 	d := e.dir
-	base := fmt.Sprintf(`version = 2
-root = %[1]q
-state = %[2]q
-# Snapshotters this machine does not have would only log errors.
-disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
-
-[grpc]
-  address = %[3]q
-[ttrpc]
-  address = %[4]q
-
-[plugins]
-  [plugins."io.containerd.internal.v1.opt"]
-    path = %[5]q
-  [plugins."io.containerd.grpc.v1.cri"]
-    sandbox_image = %[6]q
-    # This machine's root lacks CAP_SYS_RESOURCE: without this the
-    # sandbox's oom_score_adj makes runc fail.
-    restrict_oom_score_adj = true
-    # Network namespaces under state, not the host's /var/run/netns.
-    netns_mounts_under_state_dir = true
-    # A random port: another containerd may hold the usual one.
-    stream_server_address = "127.0.0.1"
-    stream_server_port = "0"
-    [plugins."io.containerd.grpc.v1.cri".cni]
-      bin_dir = %[7]q
-      conf_dir = %[8]q
-    [plugins."io.containerd.grpc.v1.cri".containerd]
-      snapshotter = "overlayfs"
-    # The control handler: secrun-restricted without an annotation
-    # allowlist, so Pod annotations must not reach secrun through it.
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.%[9]s]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.%[9]s.options]
-        BinaryName = %[10]q
-`, filepath.Join(d, "root"), filepath.Join(d, "state"), e.sock, e.sock+".ttrpc",
-		filepath.Join(d, "opt"), pauseRef, filepath.Join(d, "cni", "bin"), filepath.Join(d, "cni", "net.d"),
-		plainHandler, filepath.Join(e.binDir, install.Handler("restricted")))
+	// The control handler: secrun-restricted without an annotation
+	// allowlist, so Pod annotations must not reach secrun through it.
+	base := containerdconf.Config{Version: 2, Root: filepath.Join(d, "root"), State: filepath.Join(d, "state"),
+		Opt: filepath.Join(d, "opt"), Socket: e.sock, SandboxImage: pauseRef,
+		CNIBinDir: filepath.Join(d, "cni", "bin"), CNIConfDir: filepath.Join(d, "cni", "net.d"),
+		Handler: plainHandler, HandlerBinaryName: filepath.Join(e.binDir, install.Handler("restricted"))}.MustRender()
 	e.write("containerd.toml", base)
 	e.baseConfig = base
 	r := e.secrunctl("install", "containerd", "--config", filepath.Join(e.dir, "containerd.toml"),

@@ -9,6 +9,8 @@ package safefile
 import (
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -83,4 +85,24 @@ func kind(mode uint32) string {
 		return "a symlink"
 	}
 	return "not a file"
+}
+
+// CopyNew writes src to dst, which must not exist, with mode's permission
+// and setuid, setgid and sticky bits. The bits are set again after the
+// copy: OpenFile's mode passes through the umask and never carries
+// setuid, and the tools copy images whose setuid binaries the
+// no_new_privs checks depend on.
+func CopyNew(dst string, src io.Reader, mode fs.FileMode) error {
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode.Perm())
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, src); err != nil {
+		out.Close()
+		return fmt.Errorf("copying to %s: %w", dst, err)
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Chmod(dst, mode.Perm()|mode&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky))
 }

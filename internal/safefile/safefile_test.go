@@ -1,6 +1,7 @@
 package safefile
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,5 +99,30 @@ func TestOpen(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(reg); string(b) != "x" {
 		t.Errorf("the symlink's target changed: %q", b)
+	}
+}
+
+func TestCopyNew(t *testing.T) {
+	dir := t.TempDir()
+	dst := filepath.Join(dir, "copy")
+	if err := CopyNew(dst, strings.NewReader("x"), 0o755|fs.ModeSetuid); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode()&fs.ModeSetuid == 0 || st.Mode().Perm() != 0o755 {
+		t.Errorf("mode %v, want setuid 0755", st.Mode())
+	}
+	if b, _ := os.ReadFile(dst); string(b) != "x" {
+		t.Errorf("content %q", b)
+	}
+	// An existing file is never overwritten.
+	if err := CopyNew(dst, strings.NewReader("y"), 0o644); err == nil {
+		t.Error("overwrote an existing file")
+	}
+	if b, _ := os.ReadFile(dst); string(b) != "x" {
+		t.Errorf("content changed to %q", b)
 	}
 }

@@ -137,3 +137,20 @@ func ProfileRoot(t *testing.T, files map[string]string) string {
 	}
 	return root
 }
+
+// ErrorCase checks a table case's error: with want set, err must contain
+// it and the case ends there (true); without, err must be nil and the
+// case goes on to check its result (false).
+func ErrorCase(t testing.TB, err error, want string) (done bool) {
+	t.Helper()
+	if want != "" {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("err = %v, want one containing %q", err, want)
+		}
+		return true
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return false
+}

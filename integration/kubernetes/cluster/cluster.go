@@ -379,7 +379,11 @@ func (c *Cluster) startControllers() error {
 // installSecrun writes containerd's base configuration and adds secrun's
 // handlers with `secrunctl install containerd`, as a node admin would.
 func (c *Cluster) installSecrun() error {
-	c.BaseConfig = containerdConfig(c.opts.Row.ConfigVersion, c)
+	base, err := containerdConfig(c.opts.Row.ConfigVersion, c)
+	if err != nil {
+		return err
+	}
+	c.BaseConfig = base
 	if err := writeFile(c.ContainerdConfig, c.BaseConfig, 0o644); err != nil {
 		return err
 	}

@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/secrun/secrun/integration/containerdconf"
 )
 
 // freePort asks the kernel for a free TCP port on 127.0.0.1. Another
@@ -76,88 +78,12 @@ current-context: secrun-test
 // containerdConfig is the node's containerd configuration before secrun's
 // handlers: every path of its own under dir, the runc handler named
 // explicitly with the row's runc, the CNI plugin loopnet.
-func containerdConfig(version int, c *Cluster) string {
-	d := c.Dir
-	switch version {
-	case 3:
-		// containerd 2.x: the CRI plugin is split into
-		// io.containerd.cri.v1.images and io.containerd.cri.v1.runtime;
-		// the gRPC service keeps the streaming server.
-		return fmt.Sprintf(`version = 3
-root = %[1]q
-state = %[2]q
-# NRI would listen on the host's /var/run/nri/nri.sock.
-disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.erofs", "io.containerd.nri.v1.nri"]
-
-[grpc]
-  address = %[3]q
-[ttrpc]
-  address = %[4]q
-
-[plugins]
-  [plugins."io.containerd.internal.v1.opt"]
-    path = %[5]q
-  [plugins."io.containerd.cri.v1.images"]
-    snapshotter = "overlayfs"
-    [plugins."io.containerd.cri.v1.images".pinned_images]
-      sandbox = %[6]q
-  [plugins."io.containerd.cri.v1.runtime"]
-    # This machine's root lacks CAP_SYS_RESOURCE: without this the
-    # sandbox's oom_score_adj makes runc fail.
-    restrict_oom_score_adj = true
-    # Network namespaces under state, not the host's /var/run/netns.
-    netns_mounts_under_state_dir = true
-    [plugins."io.containerd.cri.v1.runtime".cni]
-      bin_dirs = [%[7]q]
-      conf_dir = %[8]q
-    [plugins."io.containerd.cri.v1.runtime".containerd]
-      default_runtime_name = "runc"
-      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
-        runtime_type = "io.containerd.runc.v2"
-        [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
-          BinaryName = %[9]q
-  [plugins."io.containerd.grpc.v1.cri"]
-    # A random port: another containerd may hold the usual one.
-    stream_server_address = "127.0.0.1"
-    stream_server_port = "0"
-`, filepath.Join(d, "containerd", "root"), filepath.Join(d, "containerd", "state"), c.ContainerdSocket, c.ContainerdSocket+".ttrpc",
-			filepath.Join(d, "containerd", "opt"), PauseImage, c.cniBin, c.cniConf, c.opts.Row.Runc)
-	default:
-		return fmt.Sprintf(`version = 2
-root = %[1]q
-state = %[2]q
-disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
-
-[grpc]
-  address = %[3]q
-[ttrpc]
-  address = %[4]q
-
-[plugins]
-  [plugins."io.containerd.internal.v1.opt"]
-    path = %[5]q
-  [plugins."io.containerd.grpc.v1.cri"]
-    sandbox_image = %[6]q
-    # This machine's root lacks CAP_SYS_RESOURCE: without this the
-    # sandbox's oom_score_adj makes runc fail.
-    restrict_oom_score_adj = true
-    # Network namespaces under state, not the host's /var/run/netns.
-    netns_mounts_under_state_dir = true
-    stream_server_address = "127.0.0.1"
-    stream_server_port = "0"
-    [plugins."io.containerd.grpc.v1.cri".cni]
-      bin_dir = %[7]q
-      conf_dir = %[8]q
-    [plugins."io.containerd.grpc.v1.cri".containerd]
-      snapshotter = "overlayfs"
-      default_runtime_name = "runc"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-        runtime_type = "io.containerd.runc.v2"
-        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-          BinaryName = %[9]q
-`, filepath.Join(d, "containerd", "root"), filepath.Join(d, "containerd", "state"), c.ContainerdSocket, c.ContainerdSocket+".ttrpc",
-			filepath.Join(d, "containerd", "opt"), PauseImage, c.cniBin, c.cniConf, c.opts.Row.Runc)
-	}
+func containerdConfig(version int, c *Cluster) (string, error) {
+	d := filepath.Join(c.Dir, "containerd")
+	return containerdconf.Config{Version: version, Root: filepath.Join(d, "root"), State: filepath.Join(d, "state"),
+		Opt: filepath.Join(d, "opt"), Socket: c.ContainerdSocket, SandboxImage: PauseImage,
+		CNIBinDir: c.cniBin, CNIConfDir: c.cniConf,
+		Handler: "runc", HandlerBinaryName: c.opts.Row.Runc, DefaultHandler: true}.Render()
 }
 
 // kubeletConfig is the KubeletConfiguration (kubelet.config.k8s.io/
