@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -144,6 +145,10 @@ func (p *Policy) Decide(env *Env, s *specs.Spec) *Outcome {
 		o.Changes = append(o.Changes, ch...)
 	}
 	if err != nil {
+		var ie *IntentError
+		if !errors.As(err, &ie) {
+			err = &IntentError{Err: err}
+		}
 		o.Decision, o.Err = Refused, err
 		if p.Mode == Audit {
 			o.Decision = Audited

@@ -95,7 +95,7 @@ func IntentFromAnnotations(s *specs.Spec) (*spec.SecurityContext, error) {
 		}
 		sc, err := ParseIntent(v)
 		if err != nil {
-			return nil, fmt.Errorf("annotation %s: %w", key, err)
+			return nil, &IntentError{Annotation: key, Err: err}
 		}
 		if out == nil {
 			out = &spec.SecurityContext{}
@@ -104,6 +104,23 @@ func IntentFromAnnotations(s *specs.Spec) (*spec.SecurityContext, error) {
 	}
 	return out, nil
 }
+
+// IntentError is a refusal of what the Pod's annotations ask: a value
+// that does not parse, or a request that would loosen the bundle.
+type IntentError struct {
+	// Annotation is the key at fault, when one alone is.
+	Annotation string
+	Err        error
+}
+
+func (e *IntentError) Error() string {
+	if e.Annotation == "" {
+		return e.Err.Error()
+	}
+	return "annotation " + e.Annotation + ": " + e.Err.Error()
+}
+
+func (e *IntentError) Unwrap() error { return e.Err }
 
 var securityContextFields = sync.OnceValue(func() []string { return jsonFieldNames(reflect.TypeFor[spec.SecurityContext]()) })
 

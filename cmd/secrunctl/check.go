@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/secrun/secrun/manifest"
@@ -169,8 +170,12 @@ func checkBundle(w *manifest.Workload, b manifest.ContainerBundle, pol *policy.P
 	refusing := o.Refused() || o.Decision == policy.Audited
 	if o.Err != nil {
 		field := b.Path
-		if strings.Contains(o.Err.Error(), "annotation") {
+		var ie *policy.IntentError
+		if errors.As(o.Err, &ie) {
 			field = w.MetaPath + ".annotations"
+			if ie.Annotation != "" {
+				field += "[" + strconv.Quote(ie.Annotation) + "]"
+			}
 		}
 		r.Refusals = append(r.Refusals, checkItem{Field: field, Message: o.Err.Error()})
 	}

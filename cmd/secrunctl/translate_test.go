@@ -335,6 +335,9 @@ func TestCheck(t *testing.T) {
 		{name: "a loosening Pod annotation is refused at the annotations",
 			args:     []string{"-f", writeManifest(t, "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n    secrun.dev/security-context: '{\"privileged\":true}'\nspec:\n  containers: [{name: c, image: x}]\n")},
 			wantCode: 3, outHas: []string{"refuse  metadata.annotations: privileged: true would make the container privileged"}},
+		{name: "a malformed Pod annotation is refused at its key",
+			args:     []string{"-f", writeManifest(t, "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n    secrun.dev/security-context: '{\"privilegd\":true}'\nspec:\n  containers: [{name: c, image: x}]\n")},
+			wantCode: 3, outHas: []string{`refuse  metadata.annotations["secrun.dev/security-context"]: annotation secrun.dev/security-context: `, "privilegd"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
