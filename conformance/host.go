@@ -25,10 +25,12 @@ type hostEnv struct {
 	// name loaded (nil: none is).
 	appArmorLoaded func(name string) bool
 	SELinux        bool
-	Kernel         [2]int
-	Kexec          bool
-	Modules        bool
-	MaxUserNS      int
+	// CgroupV2 says /sys/fs/cgroup is a pure cgroup v2 hierarchy.
+	CgroupV2  bool
+	Kernel    [2]int
+	Kexec     bool
+	Modules   bool
+	MaxUserNS int
 	// BlockDevice is a host block device node, for the twin that leaks
 	// host devices into a container that must not see them.
 	BlockDevice string
@@ -79,6 +81,8 @@ func detectHost() (*hostEnv, error) {
 		}
 	}
 	h.SELinux = h.exists("/sys/fs/selinux/enforce")
+	var cg unix.Statfs_t
+	h.CgroupV2 = unix.Statfs("/sys/fs/cgroup", &cg) == nil && cg.Type == unix.CGROUP2_SUPER_MAGIC
 	var uts unix.Utsname
 	if err := unix.Uname(&uts); err == nil {
 		rel := unix.ByteSliceToString(uts.Release[:])
