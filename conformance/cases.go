@@ -218,7 +218,7 @@ func (s *suite) translate(w *manifest.Workload) (map[string]manifest.ContainerBu
 		AllowedUnsafeSysctls: unsafe,
 	}
 	if s.host.AppArmor {
-		opts.AppArmor = spec.HostAppArmor{}
+		opts.AppArmor = missingProfileHost{spec.HostAppArmor{}}
 	}
 	bs, terr := manifest.Translate(w, opts)
 	if terr != nil {

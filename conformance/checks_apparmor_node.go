@@ -306,3 +306,19 @@ func everyStart(ch *check, obs []*observation) verdict {
 	}
 	return pass(fmt.Sprintf("all %d starts: %s", len(obs), first.Observed))
 }
+
+// missingProfileHost is the node as the suite translates for: the
+// never-loaded profile reads as loaded, so that manifest.Translate (which
+// refuses a Localhost profile the node lacks, as secrun does) writes the
+// bundle containerd would. containerd's CRI names a Localhost profile
+// without looking whether it is loaded (generateApparmorSpecOpts in
+// internal/cri/server/container_create_linux.go); it is the runtime that
+// must refuse it, and that is what apparmor.missing_profile checks.
+type missingProfileHost struct{ spec.AppArmorHost }
+
+func (h missingProfileHost) IsLoaded(name string) (bool, error) {
+	if name == appArmorMissingProfile {
+		return true, nil
+	}
+	return h.AppArmorHost.IsLoaded(name)
+}
