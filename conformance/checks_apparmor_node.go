@@ -109,24 +109,18 @@ func (d *deriver) appArmorNodeOnly() bool {
 }
 
 // missingProfileCheck: the runtime refuses a container whose Localhost
-// profile is not loaded. runc and crun fail when they write the profile
-// for exec; secrun refuses at create and names it. Only secrun's own
-// runs are held to its wording: validity runs the bare delegate.
+// profile is not loaded. Whoever refuses, secrun or its delegate, the
+// container must never start: runc and crun fail when they write the
+// profile for exec (secrun's own wording for a Pod's intent annotation,
+// "no profile of that name is loaded on this node", is spec's, tested in
+// spec/apparmor_test.go).
 func (d *deriver) missingProfileCheck() {
 	name := d.m.AppArmorName
-	strict := d.s.kind == kindSecrun && !d.s.opts.Validity
-	want := []string{name, "no profile of that name is loaded"}
-	desc := fmt.Sprintf("a Localhost AppArmor profile the node has not loaded (%s) stops the container before it starts", name)
-	expected := "non-zero exit; the probe never runs"
-	if strict {
-		desc += "; secrun's error names the profile"
-		expected += fmt.Sprintf("; stderr says %q", strings.Join(want, ": "))
-	}
 	ch := &check{
 		Name:        "apparmor.missing_profile",
 		Setting:     SettingAppArmor,
-		Description: desc,
-		Expected:    expected,
+		Description: fmt.Sprintf("a Localhost AppArmor profile the node has not loaded (%s) stops the container before it starts", name),
+		Expected:    "non-zero exit with an error; the probe never runs",
 		eval: func(o *observation) verdict {
 			if o.rep != nil {
 				return failf("the container ran, confined by "+orDash(o.rep.AppArmor), "the runtime started a container whose AppArmor profile %s is not loaded", name)
@@ -138,12 +132,8 @@ func (d *deriver) missingProfileCheck() {
 				return failf("exit 0", "the runtime exited 0 without running the probe")
 			}
 			msg := lastLine(o.stderr)
-			if strict {
-				for _, w := range want {
-					if !strings.Contains(o.stderr, w) {
-						return failf(msg, "refused, but the error does not say %q", w)
-					}
-				}
+			if msg == "" {
+				return failf(fmt.Sprintf("exit %d", o.exit), "the runtime refused without saying why")
 			}
 			return pass(fmt.Sprintf("refused (exit %d): %s", o.exit, msg))
 		},
@@ -266,12 +256,15 @@ func (s *suite) runConcurrent(ctx context.Context, cr *containerRun) {
 	obs := make([]*observation, cr.starts)
 	dirs := make([]string, cr.starts)
 	start := time.Now()
+	// The starts share the CPUs that Parallel runs would: each gets the
+	// time of its share.
+	timeout := s.opts.Timeout * time.Duration((cr.starts+s.opts.Parallel-1)/s.opts.Parallel)
 	var wg sync.WaitGroup
 	for i := range obs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			obs[i], dirs[i] = s.run(ctx, &runJob{name: fmt.Sprintf("%s_start%d", base, i), spec: sp, runtime: cr.runtime, env: cr.env})
+			obs[i], dirs[i] = s.run(ctx, &runJob{name: fmt.Sprintf("%s_start%d", base, i), spec: sp, runtime: cr.runtime, env: cr.env, timeout: timeout})
 		}()
 	}
 	wg.Wait()

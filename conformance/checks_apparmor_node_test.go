@@ -131,21 +131,15 @@ func TestMissingProfileVerdicts(t *testing.T) {
 		o    *observation
 		want Status
 	}{
-		{"secrun refuses, naming it", &observation{exit: 1, stderr: "secrun: appArmorProfile secrun-conformance-not-loaded: no profile of that name is loaded on this node"}, StatusPass},
-		{"refused without naming it", &observation{exit: 1, stderr: "runc: apparmor failed to apply profile"}, StatusFail},
+		{"runc refuses", &observation{exit: 1, stderr: "runc run failed: unable to apply apparmor profile: apparmor failed to apply profile: write /proc/self/attr/apparmor/exec: no such file or directory"}, StatusPass},
+		{"refused without a word", &observation{exit: 1}, StatusFail},
 		{"the container ran", &observation{exit: 0, rep: &report.Report{AppArmor: "unconfined"}}, StatusFail},
+		{"exit 0 without the probe", &observation{exit: 0}, StatusFail},
 		{"timed out", &observation{exit: -1, runErr: os.ErrDeadlineExceeded}, StatusFail},
 	} {
 		if v := ch.eval(tc.o); v.Status != tc.want {
 			t.Errorf("%s: %+v, want %s", tc.name, v, tc.want)
 		}
-	}
-	// The validity mode runs the bare delegate: any refusal passes there.
-	s := nodeSuite(t, kindSecrun, true)
-	s.opts.Validity = true
-	ch = setupNamed(t, s, "apparmor-localhost-missing").checks[0]
-	if v := ch.eval(&observation{exit: 1, stderr: "runc: apparmor failed to apply profile"}); v.Status != StatusPass {
-		t.Errorf("validity control refused by runc: %+v", v)
 	}
 }
 
