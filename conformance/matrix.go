@@ -16,7 +16,8 @@ import (
 // with crun, and bare runc and crun to compare), combined into one
 // verdict and one set of reports: `secrunctl conformance matrix`. Each
 // row is the report directory of one `secrunctl conformance` run; its
-// report.json is the only schema read.
+// report.json (validity.json for a --validity run) is the only schema
+// read.
 
 // MatrixRowStatusFile is where the plumbing that ran a row writes the
 // suite's exit status (scripts/vm/guest-run.sh): a suite that failed
@@ -135,7 +136,14 @@ func readRow(dir, name string, gating bool, opts MatrixOptions) MatrixRow {
 			r.Problems = append(r.Problems, fmt.Sprintf("%s holds %q, not an exit status", MatrixRowStatusFile, strings.TrimSpace(string(b))))
 		}
 	}
-	rep, err := ReadResult(filepath.Join(dir, "report.json"))
+	// A --validity row writes validity.json instead.
+	file := filepath.Join(dir, "report.json")
+	if _, err := os.Stat(file); os.IsNotExist(err) {
+		if _, verr := os.Stat(filepath.Join(dir, "validity.json")); verr == nil {
+			file = filepath.Join(dir, "validity.json")
+		}
+	}
+	rep, err := ReadResult(file)
 	if err != nil {
 		r.Problems = append(r.Problems, fmt.Sprintf("no report (%v)%s", err, logTail(dir)))
 		return r

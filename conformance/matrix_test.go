@@ -87,6 +87,13 @@ func TestMatrix(t *testing.T) {
 			t.Errorf("%s: junit: %d suites for %d rows (%v)", tc.name, len(j.Suites), len(dirs), err)
 		}
 	}
+	// A --validity row leaves validity.json.
+	v := verifyResult(aa)
+	v.Mode = "validity"
+	m, err := BuildMatrix([]string{writeRow(t, t.TempDir(), "secrun", v, "0")}, MatrixOptions{Require: require})
+	if err != nil || !m.Pass || m.Rows[0].Report == nil || m.Rows[0].Report.Mode != "validity" {
+		t.Errorf("a validity row: %v, %+v", err, m)
+	}
 	if _, err := BuildMatrix([]string{t.TempDir()}, MatrixOptions{Comparison: []string{"bare"}}); err == nil {
 		t.Error("a --comparison that names no row was accepted")
 	}

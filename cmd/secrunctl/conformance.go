@@ -264,8 +264,9 @@ var conformanceMatrixCommand = &cli.Command{
 	Name:  "matrix",
 	Usage: "combine several runs' report directories (the VM's rows) into one verdict and one set of reports",
 	Description: `Reads each ROW_DIR (the --report-dir of one secrunctl conformance run; the
-row is named after the directory): its report.json, and the suite's exit
-status in ROW_DIR/status when the plumbing that ran it wrote one. Writes
+row is named after the directory): its report.json (validity.json after
+--validity), and the suite's exit status in ROW_DIR/status when the
+plumbing that ran it wrote one. Writes
 summary.md, report.tap (TAP version 13: every row's checks as
 "<row>: <check>"), report.junit.xml (suites "<row>: <case>/<container>")
 and report.json (the rows' reports side by side) to --out, and prints the
