@@ -218,7 +218,7 @@ func (s *suite) translate(w *manifest.Workload) (map[string]manifest.ContainerBu
 		AllowedUnsafeSysctls: unsafe,
 	}
 	if s.host.AppArmor {
-		opts.AppArmor = spec.HostAppArmor{}
+		opts.AppArmor = missingProfileHost{spec.HostAppArmor{}}
 	}
 	bs, terr := manifest.Translate(w, opts)
 	if terr != nil {
@@ -280,6 +280,24 @@ func (s *suite) deriveContainer(cr *containerRun, pv *podView, ps *podSpecView, 
 		final.refusal = nil
 		final.covered = map[Setting][]string{SettingAppArmor: req.covered[SettingAppArmor]}
 		final.note("the node has no AppArmor: the kubelet would refuse this Pod, so only its AppArmor checks are listed (skipped)")
+	}
+	// The node-only AppArmor cases check AppArmor alone: a container whose
+	// Localhost profile is not loaded never starts, and a container
+	// started many times at once is there for the default profile's race.
+	if cr.starts, err = concurrentStarts(ann); err != nil {
+		return fmt.Errorf("container %s: %w", ctr.Name, err)
+	}
+	missing := req.m.AppArmor == spec.AppArmorLocalhost && req.m.AppArmorName == appArmorMissingProfile
+	if missing || cr.starts > 0 {
+		final.refusal = nil
+		final.covered = map[Setting][]string{SettingAppArmor: req.covered[SettingAppArmor]}
+	}
+	switch {
+	case missing:
+		final.note("Localhost profile %s is never loaded: the runtime must refuse the container, so only that check is listed", appArmorMissingProfile)
+	case cr.starts > 0 && s.kind == kindSecrun && s.kube == nil && s.host.AppArmor:
+		cr.unloadDefault = final.m.AppArmor == spec.AppArmorRuntimeDefault
+		final.note("started %d times at once with %s unloaded first: every start must load it or find it loaded; only the AppArmor checks are listed", cr.starts, spec.DefaultAppArmorProfile)
 	}
 	// Likewise runc refuses to start a process with an SELinux label on
 	// a node without SELinux (containerd leaves labels out there).

@@ -291,6 +291,7 @@ var checkDerivers = []struct {
 	{SettingProcMount, func(d *deriver) error { d.procChecks(); return nil }},
 	{SettingPrivileged, func(d *deriver) error { d.privilegedChecks(); return nil }},
 	{SettingAppArmor, func(d *deriver) error { d.appArmorChecks(); return nil }},
+	{SettingAppArmor, func(d *deriver) error { d.appArmorDefaultChecks(); return nil }},
 	{SettingSELinux, func(d *deriver) error { d.selinuxChecks(); return nil }},
 }
 

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/secrun/secrun/conformance/probe/report"
+	"github.com/secrun/secrun/spec"
 )
 
 // The AppArmor and SELinux checks of the suite (checks.go has the types they share).
@@ -14,13 +15,26 @@ import (
 const appArmorDenyPath = "/secrun-apparmor-denied"
 
 func (d *deriver) appArmorChecks() {
+	if d.appArmorNodeOnly() {
+		return
+	}
 	m := d.m
 	want := m.AppArmor
+	// The concurrent starts are secrun's race to load its own default
+	// profile (appArmorNodeReason): each must come out confined by it.
+	defaultName := ""
+	if want == spec.AppArmorRuntimeDefault && d.c.starts > 0 {
+		defaultName = spec.DefaultAppArmorProfile
+	}
+	expected := map[bool]string{true: "confined, enforce mode", false: "unconfined"}[want != ""]
+	if defaultName != "" {
+		expected = defaultName + " (enforce)"
+	}
 	d.add(&check{
 		Name:        report.OpAppArmorLabel,
 		Setting:     SettingAppArmor,
-		Description: "the process is confined by the AppArmor profile the Pod names (" + map[bool]string{true: strings.TrimSpace(m.AppArmor + " " + m.AppArmorName), false: "unconfined"}[want != ""] + ")",
-		Expected:    map[bool]string{true: "confined, enforce mode", false: "unconfined"}[want != ""],
+		Description: "the process is confined by the AppArmor profile the Pod names (" + map[bool]string{true: strings.TrimSpace(m.AppArmor + " " + m.AppArmorName), false: "unconfined"}[want != ""] + ")" + d.startsNote(),
+		Expected:    expected,
 		eval: func(o *observation) verdict {
 			rep, v := o.started()
 			if v != nil {
@@ -37,6 +51,8 @@ func (d *deriver) appArmorChecks() {
 				return failf(got, "expected an enforcing profile")
 			case want == "Localhost" && !strings.HasPrefix(got, m.AppArmorName+" "):
 				return failf(got, "expected profile %s", m.AppArmorName)
+			case defaultName != "" && !strings.HasPrefix(got, defaultName+" "):
+				return failf(got, "expected the default profile %s", defaultName)
 			}
 			return pass(got)
 		},

@@ -21,11 +21,16 @@ type hostEnv struct {
 	AppArmor bool
 	// AppArmorParser is apparmor_parser's path, "" if missing.
 	AppArmorParser string
+	// appArmorLoaded reports whether the kernel has a profile of that
+	// name loaded (nil: none is).
+	appArmorLoaded func(name string) bool
 	SELinux        bool
-	Kernel         [2]int
-	Kexec          bool
-	Modules        bool
-	MaxUserNS      int
+	// CgroupV2 says /sys/fs/cgroup is a pure cgroup v2 hierarchy.
+	CgroupV2  bool
+	Kernel    [2]int
+	Kexec     bool
+	Modules   bool
+	MaxUserNS int
 	// BlockDevice is a host block device node, for the twin that leaks
 	// host devices into a container that must not see them.
 	BlockDevice string
@@ -68,6 +73,7 @@ func detectHost() (*hostEnv, error) {
 	// The same three tests containerd makes.
 	if b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled"); err == nil && bytes.HasPrefix(b, []byte("Y")) && h.exists("/sys/kernel/security/apparmor") {
 		h.AppArmor = true
+		h.appArmorLoaded = appArmorProfileLoaded
 	}
 	for _, p := range []string{"/sbin/apparmor_parser", "/usr/sbin/apparmor_parser"} {
 		if h.exists(p) {
@@ -75,6 +81,8 @@ func detectHost() (*hostEnv, error) {
 		}
 	}
 	h.SELinux = h.exists("/sys/fs/selinux/enforce")
+	var cg unix.Statfs_t
+	h.CgroupV2 = unix.Statfs("/sys/fs/cgroup", &cg) == nil && cg.Type == unix.CGROUP2_SUPER_MAGIC
 	var uts unix.Utsname
 	if err := unix.Uname(&uts); err == nil {
 		rel := unix.ByteSliceToString(uts.Release[:])
@@ -108,6 +116,28 @@ func detectHost() (*hostEnv, error) {
 		}
 	}
 	return h, nil
+}
+
+// appArmorProfilesFile lists the loaded profiles, one "name (mode)" a
+// line (the kernel's security/apparmor/apparmorfs.c, the "profiles" file).
+const appArmorProfilesFile = "/sys/kernel/security/apparmor/profiles"
+
+func appArmorProfileLoaded(name string) bool {
+	b, err := os.ReadFile(appArmorProfilesFile)
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if n, _, ok := strings.Cut(l, " ("); ok && n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// profileLoaded reports whether the kernel has the AppArmor profile name.
+func (h *hostEnv) profileLoaded(name string) bool {
+	return h.appArmorLoaded != nil && h.appArmorLoaded(name)
 }
 
 func isBlockDevice(p string) bool {

@@ -42,6 +42,8 @@ type HostInfo struct {
 	AppArmor bool   `json:"apparmor"`
 	SELinux  bool   `json:"selinux"`
 	HeldCaps int    `json:"heldCapabilities"`
+	// CgroupV2 says /sys/fs/cgroup is a pure cgroup v2 hierarchy.
+	CgroupV2 bool `json:"cgroupV2"`
 }
 
 // ContainerResult is one container of one case.
@@ -115,7 +117,7 @@ func (s *suite) result(runs []*containerRun, start time.Time) *Result {
 	res := &Result{
 		Mode: s.modeName(), Runtime: s.runtime, RuntimeKind: s.kind, Delegate: s.delegate,
 		Started: start, Duration: time.Since(start).Seconds(),
-		Host: HostInfo{Kernel: fmt.Sprintf("%d.%d", s.host.Kernel[0], s.host.Kernel[1]), AppArmor: s.host.AppArmor, SELinux: s.host.SELinux, HeldCaps: len(s.host.HeldCaps)},
+		Host: HostInfo{Kernel: fmt.Sprintf("%d.%d", s.host.Kernel[0], s.host.Kernel[1]), AppArmor: s.host.AppArmor, SELinux: s.host.SELinux, HeldCaps: len(s.host.HeldCaps), CgroupV2: s.host.CgroupV2},
 	}
 	if s.kind == kindSecrun {
 		res.Config = s.configPath
@@ -261,15 +263,22 @@ func (r *Result) WriteReports(dir string) error {
 	if r.Mode == "validity" {
 		base = "validity"
 	}
-	for _, out := range []struct {
-		ext   string
-		write func(io.Writer) error
-	}{
-		{".json", r.WriteJSON},
-		{".tap", r.WriteTAP},
-		{".junit.xml", r.WriteJUnit},
-	} {
-		p := filepath.Join(dir, base+out.ext)
+	return writeReportFiles(dir, []reportFile{
+		{base + ".json", r.WriteJSON},
+		{base + ".tap", r.WriteTAP},
+		{base + ".junit.xml", r.WriteJUnit},
+	})
+}
+
+// reportFile is one report a writer produces.
+type reportFile struct {
+	name  string
+	write func(io.Writer) error
+}
+
+func writeReportFiles(dir string, files []reportFile) error {
+	for _, out := range files {
+		p := filepath.Join(dir, out.name)
 		f, err := os.Create(p)
 		if err != nil {
 			return fmt.Errorf("write %s: %w", p, err)
@@ -286,34 +295,49 @@ func (r *Result) WriteReports(dir string) error {
 }
 
 // WriteJSON writes the whole result.
-func (r *Result) WriteJSON(w io.Writer) error {
+func (r *Result) WriteJSON(w io.Writer) error { return writeIndentedJSON(w, r) }
+
+func writeIndentedJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(r)
+	return enc.Encode(v)
 }
+
+// TAPVersion is the version of every TAP stream secrun writes: the
+// suite's reports and the VM matrix (`secrunctl conformance matrix`).
+const TAPVersion = 13
 
 // WriteTAP writes TAP version 13, with a YAML block per failure.
 func (r *Result) WriteTAP(w io.Writer) error {
 	all := r.All()
-	fmt.Fprintf(w, "TAP version 13\n1..%d\n", len(all))
+	fmt.Fprintf(w, "TAP version %d\n1..%d\n", TAPVersion, len(all))
 	for i, c := range all {
-		desc := tapEscape(fmt.Sprintf("%s [%s] %s", c.ID, c.Setting, c.Description))
-		switch c.Status {
-		case StatusPass:
-			fmt.Fprintf(w, "ok %d - %s\n", i+1, desc)
-		case StatusSkip:
-			fmt.Fprintf(w, "ok %d - %s # SKIP %s\n", i+1, desc, tapEscape(c.Message))
-		default:
-			fmt.Fprintf(w, "not ok %d - %s\n", i+1, desc)
-			fmt.Fprintf(w, "  ---\n  expected: %s\n  observed: %s\n  message: %s\n", yamlQuote(c.Expected), yamlQuote(c.Observed), yamlQuote(c.Message))
-			if c.Twin != "" {
-				fmt.Fprintf(w, "  twin: %s\n", yamlQuote(c.Twin))
-			}
-			fmt.Fprintf(w, "  ...\n")
-		}
+		writeTAPCheck(w, i+1, "", c, "")
 	}
 	_, err := fmt.Fprintf(w, "# %s\n", r.CountLine())
 	return err
+}
+
+// writeTAPCheck writes test point n for c, its description after prefix;
+// todo, when set, marks a failure as a TODO (not counted against the run).
+func writeTAPCheck(w io.Writer, n int, prefix string, c CheckResult, todo string) {
+	desc := tapEscape(fmt.Sprintf("%s%s [%s] %s", prefix, c.ID, c.Setting, c.Description))
+	switch c.Status {
+	case StatusPass:
+		fmt.Fprintf(w, "ok %d - %s\n", n, desc)
+	case StatusSkip:
+		fmt.Fprintf(w, "ok %d - %s # SKIP %s\n", n, desc, tapEscape(c.Message))
+	default:
+		if todo != "" {
+			desc += " # TODO " + tapEscape(todo)
+		}
+		fmt.Fprintf(w, "not ok %d - %s\n", n, desc)
+		fmt.Fprintf(w, "  ---\n  expected: %s\n  observed: %s\n  message: %s\n", yamlQuote(c.Expected), yamlQuote(c.Observed), yamlQuote(c.Message))
+		if c.Twin != "" {
+			fmt.Fprintf(w, "  twin: %s\n", yamlQuote(c.Twin))
+		}
+		fmt.Fprintf(w, "  ...\n")
+	}
 }
 
 func tapEscape(s string) string {
@@ -361,13 +385,21 @@ type junitMessage struct {
 // WriteJUnit writes one testsuite per container, one testcase per check.
 func (r *Result) WriteJUnit(w io.Writer) error {
 	out := junitSuites{Name: "secrun-" + r.Mode, Time: r.Duration}
+	out.add(r.junitSuites(""))
+	return out.write(w)
+}
+
+// junitSuites is one testsuite per container, each named after prefix.
+func (r *Result) junitSuites(prefix string) []junitSuite {
+	var suites []junitSuite
 	for _, c := range r.Containers {
-		st := junitSuite{Name: c.Case + "/" + c.Container}
+		name := c.Case + "/" + c.Container
+		st := junitSuite{Name: prefix + name}
 		if c.Run != nil {
 			st.Time = c.Run.Seconds
 		}
 		for _, ch := range c.Checks {
-			jc := junitCase{Name: strings.TrimPrefix(ch.ID, st.Name+"/"), Classname: "secrun." + string(ch.Setting),
+			jc := junitCase{Name: strings.TrimPrefix(ch.ID, name+"/"), Classname: "secrun." + string(ch.Setting),
 				SystemOut: fmt.Sprintf("%s\nexpected: %s\nobserved: %s", ch.Description, ch.Expected, ch.Observed)}
 			st.Tests++
 			switch ch.Status {
@@ -381,11 +413,21 @@ func (r *Result) WriteJUnit(w io.Writer) error {
 			}
 			st.Cases = append(st.Cases, jc)
 		}
+		suites = append(suites, st)
+	}
+	return suites
+}
+
+func (out *junitSuites) add(suites []junitSuite) {
+	for _, st := range suites {
 		out.Tests += st.Tests
 		out.Failures += st.Failures
 		out.Skipped += st.Skipped
 		out.Suites = append(out.Suites, st)
 	}
+}
+
+func (out *junitSuites) write(w io.Writer) error {
 	if _, err := io.WriteString(w, xml.Header); err != nil {
 		return err
 	}

@@ -30,6 +30,9 @@ type runJob struct {
 	sysctls map[string]string
 	// joinOuter puts the container into the namespaces the suite watches.
 	joinOuter bool
+	// timeout, when set, replaces Options.Timeout (runs started many at
+	// once share the CPUs).
+	timeout time.Duration
 }
 
 // Sysctls are sampled in a namespace the suite owns. For a normal run
@@ -261,7 +264,11 @@ func (s *suite) run(ctx context.Context, j *runJob) (obs *observation, dir strin
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	timer := time.NewTimer(s.opts.Timeout)
+	timeout := s.opts.Timeout
+	if j.timeout > 0 {
+		timeout = j.timeout
+	}
+	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	var waitErr error
 	select {
@@ -269,7 +276,7 @@ func (s *suite) run(ctx context.Context, j *runJob) (obs *observation, dir strin
 	case <-timer.C:
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-done
-		obs.runErr = fmt.Errorf("timed out after %s", s.opts.Timeout)
+		obs.runErr = fmt.Errorf("timed out after %s", timeout)
 	case <-ctx.Done():
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-done

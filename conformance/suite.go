@@ -166,6 +166,11 @@ type containerRun struct {
 	run      *RunInfo
 	// wl is the parsed workload the container belongs to.
 	wl *manifest.Workload
+	// starts, when set, is how many times the container starts at once
+	// (concurrentStartsAnnotation); unloadDefault unloads secrun's
+	// default AppArmor profile before they start.
+	starts        int
+	unloadDefault bool
 }
 
 func (c *containerRun) id() string {

@@ -87,7 +87,7 @@ Reports: --report-dir DIR gets report.{json,tap,junit.xml} (validity.* with
 		&cli.StringFlag{Name: "import-image", Usage: "kubernetes: command that imports the probe image archive into the node's containerd, the archive's path appended (e.g. \"ctr --address SOCK -n k8s.io images import\")"},
 		&cli.StringFlag{Name: "seccomp-profile-root", Value: "/var/lib/kubelet/seccomp", Usage: "kubernetes: the kubelet's seccomp directory, where the Localhost case's profile is placed"},
 	},
-	Subcommands: []*cli.Command{conformanceImageCommand, conformanceVerifyCommand},
+	Subcommands: []*cli.Command{conformanceImageCommand, conformanceVerifyCommand, conformanceMatrixCommand},
 	Action:      runConformance,
 }
 
@@ -255,6 +255,72 @@ func verifyConformance(c *cli.Context) error {
 		fmt.Printf("%s: %s; ok\n", p, r.CountLine())
 	}
 	if bad > 0 {
+		return cli.Exit("", 1)
+	}
+	return nil
+}
+
+var conformanceMatrixCommand = &cli.Command{
+	Name:  "matrix",
+	Usage: "combine several runs' report directories (the VM's rows) into one verdict and one set of reports",
+	Description: `Reads each ROW_DIR (the --report-dir of one secrunctl conformance run; the
+row is named after the directory): its report.json (validity.json after
+--validity), and the suite's exit status in ROW_DIR/status when the
+plumbing that ran it wrote one. Writes
+summary.md, report.tap (TAP version 13: every row's checks as
+"<row>: <check>"), report.junit.xml (suites "<row>: <case>/<container>")
+and report.json (the rows' reports side by side) to --out, and prints the
+verdict, the rows and the checks that did not pass in a gating row.
+
+Every row gates unless named by --comparison (bare runtimes, shown to
+compare; their failures are TAP TODOs). The exit status is 1 when a gating
+row has no report, exited non-zero, has a failed check, or fails
+--require (a required setting with a skipped check or none, as in
+conformance verify) or --cgroup2; or when no row gates.`,
+	ArgsUsage: "ROW_DIR...",
+	Flags: []cli.Flag{
+		&cli.StringFlag{Name: "out", Required: true, Usage: "directory for summary.md, report.tap, report.junit.xml, report.json"},
+		&cli.StringSliceFlag{Name: "comparison", Usage: "rows that are shown but do not gate (repeat or comma-separate)"},
+		&cli.StringFlag{Name: "require", Usage: "comma-separated settings every gating row must have run, none skipped (e.g. apparmor)"},
+		&cli.BoolFlag{Name: "cgroup2", Usage: "fail a gating row whose node had no pure cgroup v2 hierarchy"},
+		&cli.StringFlag{Name: "facts", Usage: "a name=value file shown with the report (the VM's kernel, accelerator, timings)"},
+	},
+	Action: matrixConformance,
+}
+
+func matrixConformance(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return errors.New("matrix needs one or more row directories (each the --report-dir of a conformance run)")
+	}
+	require, err := conformance.ParseSettings(c.String("require"))
+	if err != nil {
+		return fmt.Errorf("--require: %w", err)
+	}
+	opts := conformance.MatrixOptions{Require: require, CgroupV2: c.Bool("cgroup2")}
+	for _, v := range c.StringSlice("comparison") {
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				opts.Comparison = append(opts.Comparison, f)
+			}
+		}
+	}
+	if p := c.String("facts"); p != "" {
+		if opts.Facts, err = conformance.ReadFacts(p); err != nil {
+			return fmt.Errorf("--facts: %w", err)
+		}
+	}
+	m, err := conformance.BuildMatrix(c.Args().Slice(), opts)
+	if err != nil {
+		return err
+	}
+	if err := m.WriteReports(c.String("out")); err != nil {
+		return err
+	}
+	if err := m.WriteSummary(os.Stdout, true); err != nil {
+		return err
+	}
+	fmt.Printf("\nreports in %s\n", c.String("out"))
+	if !m.Pass {
 		return cli.Exit("", 1)
 	}
 	return nil

@@ -15,18 +15,15 @@
 #   SECRUN_VM_OUT      report directory (default _out/conformance-vm)
 #   SECRUN_VM_CACHE    image and package cache (default /var/cache/secrun-vm)
 #   SECRUN_VM_ACCEL    auto (KVM when it works, else TCG), kvm or tcg
-#   SECRUN_VM_TIMEOUT  seconds the guest may run before it is killed (300)
+#   SECRUN_VM_TIMEOUT  seconds the guest may run before it is killed (480)
 #   SECRUN_VM_CPUS, SECRUN_VM_MEM   guest CPUs (host's, at most 4) and MiB (2048)
 #   SECRUN_VM_CPU      QEMU CPU model (max under TCG, host under KVM)
-#   SECRUN_VM_SUITE    full (secrunctl conformance, then vm-checks.sh, per row),
-#                      checks (vm-checks.sh only), auto (full when secrunctl
-#                      has the conformance command, else checks)
-#   SECRUN_VM_POLICY   full suite: --policy for cases without a RuntimeClass;
-#                      vm-checks.sh: the secrun-<policy> under test (restricted)
-#   SECRUN_VM_VALIDITY=1  full suite: add --validity
-#   SECRUN_VM_ROWS     matrix rows (secrun-runc secrun-crun runc crun)
-#   SECRUN_VM_REQUIRE  regexp of check names that each gating row must run
-#                      and pass, never skip (apparmor)
+#   SECRUN_VM_POLICY   --policy for cases without a RuntimeClass
+#   SECRUN_VM_VALIDITY=1  add --validity
+#   SECRUN_VM_ROWS     matrix rows (secrun-runc secrun-crun runc crun); rows
+#                      not named secrun-* are comparison rows, not gating
+#   SECRUN_VM_REQUIRE  comma-separated settings whose checks each gating row
+#                      must run, none skipped (apparmor)
 #   SECRUN_VM_QUIET=1  do not stream the guest console
 #   SECRUN_VM_KERNEL   kernel package (linux-image-cloud-amd64)
 #   SECRUN_VM_QEMU     QEMU binary (qemu-system-x86_64)
@@ -52,7 +49,7 @@ esac
 export PATH=$PATH:/usr/local/go/bin
 t_start=$(vm_now)
 out=${SECRUN_VM_OUT:-$repo/_out/conformance-vm}
-timeout_s=${SECRUN_VM_TIMEOUT:-300}
+timeout_s=${SECRUN_VM_TIMEOUT:-480}
 accel=${SECRUN_VM_ACCEL:-auto}
 cpus=${SECRUN_VM_CPUS:-$(n=$(nproc); [ "$n" -gt 4 ] && n=4; echo "$n")}
 mem=${SECRUN_VM_MEM:-2048}
@@ -103,15 +100,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+rows=${SECRUN_VM_ROWS:-secrun-runc secrun-crun runc crun}
+
 # The payload disk: binaries under test, guest scripts, settings, and an
 # empty results directory the guest fills.
 t0=$(vm_now)
 pl=$work/payload
 mkdir -p "$pl/bin" "$pl/results"
 cp "$repo/bin/secrun" "$repo/bin/secrunctl" "$pl/bin/"
-for p in privileged baseline restricted; do ln -s secrun "$pl/bin/secrun-$p"; done
-policy=${SECRUN_VM_POLICY:-restricted}
-[ -e "$pl/bin/secrun-$policy" ] || ln -s secrun "$pl/bin/secrun-$policy"
 # The probe is the whole rootfs of the full suite's test containers; the
 # guest has no Go, so it is built here (static).
 if [ -d "$repo/conformance/probe" ]; then
@@ -121,13 +117,12 @@ if [ -d "$repo/conformance/probe" ]; then
 		vm_die "$VM_EXIT_IMAGE" "building the conformance probe (CGO_ENABLED=0 go build ./conformance/probe) failed"
 	}
 fi
-cp "$here/guest-init.sh" "$here/guest-run.sh" "$here/vm-checks.sh" "$pl/"
+cp "$here/guest-init.sh" "$here/guest-run.sh" "$pl/"
 chmod 0755 "$pl"/*.sh
 {
 	[ -n "${SECRUN_VM_POLICY:-}" ] && echo "SECRUN_VM_POLICY='$SECRUN_VM_POLICY'"
 	[ -n "${SECRUN_VM_VALIDITY:-}" ] && echo "SECRUN_VM_VALIDITY=1"
-	echo "SECRUN_VM_SUITE='${SECRUN_VM_SUITE:-auto}'"
-	echo "SECRUN_VM_ROWS='${SECRUN_VM_ROWS:-secrun-runc secrun-crun runc crun}'"
+	echo "SECRUN_VM_ROWS='$rows'"
 	echo "SECRUN_PROBE=/payload/bin/probe"
 	echo "export SECRUN_PROBE"
 } >"$pl/vm.env"
@@ -282,11 +277,21 @@ guest_status=$(cat "$out/guest/status")
 } >"$out/vm.env"
 cp "$img/packages.txt" "$out/packages.txt"
 
+# The matrix verdict and reports, from each row's report.json.
+dirs=() comparison=()
+for row in $rows; do
+	dirs+=("$out/guest/$row")
+	case $row in secrun-*) ;; *) comparison+=(--comparison "$row") ;; esac
+done
 set +e
-"$here/report.sh" "$out"
-report_status=$?
+"$repo/bin/secrunctl" conformance matrix --out "$out" --require "${SECRUN_VM_REQUIRE:-apparmor}" --cgroup2 \
+	--facts "$out/vm.env" "${comparison[@]}" "${dirs[@]}"
+status=$?
 set -e
-status=$report_status
-[ "$guest_status" != 0 ] && [ "$status" = 0 ] && status=$VM_EXIT_CHECKS
+[ "$status" = 0 ] || status=$VM_EXIT_CHECKS
+if [ "$guest_status" != 0 ] && [ "$status" = 0 ]; then
+	vm_log "the guest's runner exited $guest_status (see guest/guest-run.log)"
+	status=$VM_EXIT_CHECKS
+fi
 vm_log "boot $boot_s s, VM $vm_s s, total $(vm_elapsed "$t_start") s; reports in ${out#"$repo"/}/"
 exit "$status"
