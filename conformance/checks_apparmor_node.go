@@ -238,7 +238,7 @@ func (s *suite) runConcurrent(ctx context.Context, cr *containerRun) {
 	}
 	// Only the ops the checks read: the starts are there for the race,
 	// and the probe's whole op list costs seconds each under emulation.
-	sp, err := cloneSpec(cr.translated)
+	sp, err := spec.Clone(cr.translated)
 	if err == nil {
 		var idx []int
 		for i, ch := range cr.checks {
