@@ -11,73 +11,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// verdictOf is what a filter does to a call, as libseccomp compiles
-// runc's rules: an unconditional rule decides its syscall; otherwise the
-// matching conditional rules (any conjunction of a rule) decide, and the
-// default action the rest. The test fails when matching conditional rules
-// disagree, since the rewrite must never build overlapping ones.
+// verdictOf is SeccompAnswer, failing on overlapping rules: the rewrite
+// must never build rules whose order libseccomp would decide.
 func verdictOf(t *testing.T, p *specs.LinuxSeccomp, name string, args ...uint64) Denial {
 	t.Helper()
-	var uncond, cond []specs.LinuxSyscall
-	for _, r := range p.Syscalls {
-		if !slices.Contains(r.Names, name) {
-			continue
-		}
-		if len(r.Args) == 0 {
-			uncond = append(uncond, r)
-			continue
-		}
-		for _, c := range conjunctions(r.Args) {
-			if matches(c, args) {
-				cond = append(cond, r)
-				break
-			}
-		}
-	}
-	pick := uncond
-	if len(pick) == 0 {
-		pick = cond
-	}
-	if len(pick) == 0 {
-		return denialOf(p.DefaultAction, p.DefaultErrnoRet)
-	}
-	d := denialOf(pick[0].Action, pick[0].ErrnoRet)
-	for _, r := range pick[1:] {
-		if o := denialOf(r.Action, r.ErrnoRet); o != d {
-			t.Fatalf("%s%v: overlapping rules %s and %s", name, args, d, o)
-		}
+	d, ambiguous := SeccompAnswer(p, name, args)
+	if ambiguous {
+		t.Fatalf("%s%v: overlapping rules with different actions", name, args)
 	}
 	return d
-}
-
-func matches(c conjunction, args []uint64) bool {
-	for _, a := range c {
-		var v uint64
-		if int(a.Index) < len(args) {
-			v = args[a.Index]
-		}
-		var ok bool
-		switch a.Op {
-		case specs.OpNotEqual:
-			ok = v != a.Value
-		case specs.OpLessThan:
-			ok = v < a.Value
-		case specs.OpLessEqual:
-			ok = v <= a.Value
-		case specs.OpEqualTo:
-			ok = v == a.Value
-		case specs.OpGreaterEqual:
-			ok = v >= a.Value
-		case specs.OpGreaterThan:
-			ok = v > a.Value
-		case specs.OpMaskedEqual:
-			ok = v&a.Value == a.ValueTwo
-		}
-		if !ok {
-			return false
-		}
-	}
-	return true
 }
 
 func runtimeDefault(t *testing.T, caps ...string) *specs.LinuxSeccomp {
