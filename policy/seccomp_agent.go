@@ -23,8 +23,9 @@ import (
 type SeccompAgent struct {
 	// Mode is what every confined container of the policy gets: record
 	// (denied calls run and are recorded), explain (they fail with the
-	// profile's errno and are recorded), or empty (only Pods that ask
-	// through the annotation).
+	// profile's errno and are recorded), record-all (every call is
+	// recorded and runs: a learning run for a minimal profile), or empty
+	// (only Pods that ask through the annotation).
 	Mode string `json:"mode,omitempty"`
 	// Socket is the agent's unix socket. Default
 	// /run/secrun/seccomp-agent.sock.
@@ -33,10 +34,11 @@ type SeccompAgent struct {
 	// fail (the default: the container does not start), or plain (it
 	// starts with the profile it would have had, with a warning).
 	Fallback string `json:"fallback,omitempty"`
-	// AllowPodRecord lets a Pod ask for record by annotation where the
-	// policy's mode is explain or empty. record lets every call the
-	// profile denies run, so without this a Pod may only ask for explain
-	// or off.
+	// AllowPodRecord lets a Pod ask for record or record-all by
+	// annotation where the policy's mode is another. Both let every call
+	// the profile denies run (record-all also sends every other call
+	// through the agent), so without this a Pod may only ask for explain,
+	// off, or the policy's own mode.
 	AllowPodRecord bool `json:"allowPodRecord,omitempty"`
 }
 
@@ -63,9 +65,9 @@ func (a *SeccompAgent) validate(policy string) error {
 		return nil
 	}
 	switch a.Mode {
-	case "", spec.AgentRecord, spec.AgentExplain:
+	case "", spec.AgentRecord, spec.AgentExplain, spec.AgentRecordAll:
 	default:
-		return fmt.Errorf("policy %s: seccompAgent.mode %q is not valid; use record, explain, or leave it out so that only Pods that ask get the agent", policy, a.Mode)
+		return fmt.Errorf("policy %s: seccompAgent.mode %q is not valid; use record, explain, record-all, or leave it out so that only Pods that ask get the agent", policy, a.Mode)
 	}
 	switch a.Fallback {
 	case "", agentFallbackFail, agentFallbackPlain:
@@ -107,17 +109,18 @@ func (p *Policy) seccompAgentMode(s *specs.Spec) (string, error) {
 	switch ask {
 	case agentOff:
 		return "", nil
-	case spec.AgentExplain, spec.AgentRecord:
+	case spec.AgentExplain, spec.AgentRecord, spec.AgentRecordAll:
 	default:
-		return "", fmt.Errorf("annotation %s: %q is not a seccomp agent mode; use explain, record or off", key, ask)
+		return "", fmt.Errorf("annotation %s: %q is not a seccomp agent mode; use explain, record, record-all or off", key, ask)
 	}
 	if a == nil {
 		return "", fmt.Errorf("annotation %s: policy %s has no seccomp agent; ask the admin for a RuntimeClass whose policy sets seccompAgent", key, p.Name)
 	}
-	if ask == spec.AgentRecord && base != spec.AgentRecord && !a.AllowPodRecord {
-		return "", fmt.Errorf("annotation %s: record would let every call the seccomp profile denies run; a Pod annotation may only tighten its container (explain or off), or the admin sets seccompAgent.allowPodRecord", key)
+	lets := func(m string) bool { return m == spec.AgentRecord || m == spec.AgentRecordAll }
+	if ask == spec.AgentExplain || lets(base) || a.AllowPodRecord {
+		return ask, nil
 	}
-	return ask, nil
+	return "", fmt.Errorf("annotation %s: %s would let every call the seccomp profile denies run; a Pod annotation may only tighten its container (explain or off), or the admin sets seccompAgent.allowPodRecord", key, ask)
 }
 
 // applySeccompAgent hands what s's filter denies to the agent, as the
@@ -158,6 +161,9 @@ func (p *Policy) applySeccompAgent(env *Env, mode Mode, s *specs.Spec) ([]Change
 		return fail(fmt.Errorf("the agent socket %s does not answer: %w", sock, err))
 	}
 	meta := spec.AgentMetadata{Mode: am, Policy: p.Name, Profile: profileName(env, s), Arch: arch}
+	if s.Process != nil && s.Process.Capabilities != nil {
+		meta.Capabilities = s.Process.Capabilities.Bounding
+	}
 	out, plan, err := spec.WithSeccompNotify(s.Linux.Seccomp, names, meta, sock)
 	if err != nil {
 		return nil, fmt.Errorf("seccompAgent %s: %w", am, err)

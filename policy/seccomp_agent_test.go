@@ -136,6 +136,8 @@ func TestSeccompAgentAnnotationOnlyTightens(t *testing.T) {
 		"explain to record refused":   {policy: "{mode: explain}", podWide: "record", err: "may only tighten"},
 		"opt-in record refused":       {policy: "{}", own: "record", err: "allowPodRecord"},
 		"opt-in record allowed":       {policy: "{allowPodRecord: true}", own: "record", want: "record"},
+		"record to record-all":        {policy: "{mode: record}", own: "record-all", want: "record-all"},
+		"explain to record-all":       {policy: "{mode: explain}", own: "record-all", err: "record-all would let"},
 		"no agent":                    {podWide: "explain", err: "has no seccomp agent"},
 		"no agent off":                {podWide: "off"},
 		"bad value":                   {policy: "{}", podWide: "loud", err: `"loud" is not a seccomp agent mode`},

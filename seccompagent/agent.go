@@ -305,7 +305,7 @@ func (a *Agent) open(st *specs.ContainerProcessState) (*entry, *spec.AgentMetada
 	e.rec.Namespace = first(ann, "io.kubernetes.cri.sandbox-namespace", "io.kubernetes.pod.namespace")
 	e.rec.Pod = first(ann, "io.kubernetes.cri.sandbox-name", "io.kubernetes.pod.name")
 	e.rec.ContainerName = first(ann, "io.kubernetes.cri.container-name", "io.kubernetes.container.name")
-	e.rec.Mode, e.rec.Policy, e.rec.Profile, e.rec.Arch = meta.Mode, meta.Policy, meta.Profile, meta.Arch
+	e.rec.Mode, e.rec.Policy, e.rec.Profile, e.rec.Arch, e.rec.Capabilities = meta.Mode, meta.Policy, meta.Profile, meta.Arch, meta.Capabilities
 	e.rec.Listeners++
 	e.rec.Updated = now
 	e.dirty = true

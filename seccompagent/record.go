@@ -29,6 +29,8 @@ type Record struct {
 	Policy  string `json:"policy,omitempty"`
 	Profile string `json:"profile,omitempty"`
 	Arch    string `json:"arch,omitempty"`
+	// Capabilities is the container's bounding set.
+	Capabilities []string `json:"capabilities,omitempty"`
 	// Listeners counts the notify fds runc handed over: one per create
 	// and one per exec.
 	Listeners int       `json:"listeners"`

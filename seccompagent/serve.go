@@ -65,11 +65,11 @@ func (a *Agent) answer(fd int, e *entry, meta *spec.AgentMetadata) error {
 		name = "syscall#" + strconv.Itoa(int(req.Data.Syscall))
 	}
 	arch := archName(req.Data.Arch)
-	d := meta.DenialFor(name)
+	d := meta.DenialFor(name, req.Data.Args)
 	resp := &libseccomp.ScmpNotifResp{ID: req.ID}
 	answer := "continued"
 	switch {
-	case meta.Mode == spec.AgentRecord:
+	case meta.Mode == spec.AgentRecord || meta.Mode == spec.AgentRecordAll:
 		resp.Flags = libseccomp.NotifRespFlagContinue
 	case d.Action == specs.ActErrno && d.Errno > 0:
 		resp.Error = int32(d.Errno)

@@ -21,6 +21,11 @@ const (
 	// AgentExplain answers with the errno the profile would have
 	// returned, and records the call.
 	AgentExplain = "explain"
+	// AgentRecordAll notifies every syscall (write excepted, see
+	// agentNeverNotified) and lets it run: a learning run whose record
+	// lists everything the workload made, for a minimal profile. Every
+	// call then costs a round trip through the agent.
+	AgentRecordAll = "record-all"
 )
 
 // AgentMetadataVersion marks listenerMetadata that secrun wrote.
@@ -52,16 +57,31 @@ type AgentMetadata struct {
 	Policy  string `json:"policy,omitempty"`
 	Profile string `json:"profile,omitempty"`
 	Arch    string `json:"arch,omitempty"`
+	// Capabilities is the container's bounding set, for which
+	// RuntimeDefault was generated.
+	Capabilities []string `json:"capabilities,omitempty"`
 	// Default is what the profile does to a notified call that Denials
 	// does not name.
 	Default Denial `json:"default"`
 	// Denials holds the notified syscalls the profile denies otherwise
 	// than Default (clone3's ENOSYS in RuntimeDefault).
 	Denials map[string]Denial `json:"denials,omitempty"`
+	// Allowed (record-all) names the notified syscalls the profile
+	// allows whatever their arguments, and Conditional the profile's
+	// rules for those it allows by argument.
+	Allowed     []string                        `json:"allowed,omitempty"`
+	Conditional map[string][]specs.LinuxSyscall `json:"conditional,omitempty"`
 }
 
-// DenialFor is what the profile does to syscall name.
-func (m *AgentMetadata) DenialFor(name string) Denial {
+// DenialFor is what the profile does to a call of name with args.
+func (m *AgentMetadata) DenialFor(name string, args []uint64) Denial {
+	if rules, ok := m.Conditional[name]; ok {
+		d, _ := SeccompAnswer(&specs.LinuxSeccomp{DefaultAction: m.Default.Action, DefaultErrnoRet: &m.Default.Errno, Syscalls: rules}, name, args)
+		return d
+	}
+	if slices.Contains(m.Allowed, name) {
+		return Denial{Action: specs.ActAllow}
+	}
 	if d, ok := m.Denials[name]; ok {
 		return d
 	}
@@ -78,9 +98,9 @@ func ParseAgentMetadata(s string) (*AgentMetadata, error) {
 		return nil, fmt.Errorf("listenerMetadata has version %d, want %d", m.Secrun, AgentMetadataVersion)
 	}
 	switch m.Mode {
-	case AgentRecord, AgentExplain:
+	case AgentRecord, AgentExplain, AgentRecordAll:
 	default:
-		return nil, fmt.Errorf("listenerMetadata mode %q is neither record nor explain", m.Mode)
+		return nil, fmt.Errorf("listenerMetadata mode %q is not record, explain or record-all", m.Mode)
 	}
 	return &m, nil
 }
@@ -136,7 +156,10 @@ func WithSeccompNotify(p *specs.LinuxSeccomp, names []string, meta AgentMetadata
 	}
 	meta.Secrun = AgentMetadataVersion
 	meta.Default = denialOf(p.DefaultAction, p.DefaultErrnoRet)
-	meta.Denials = nil
+	meta.Denials, meta.Allowed, meta.Conditional = nil, nil, nil
+	if meta.Mode == AgentRecordAll {
+		return notifyAll(p, names, meta, socket)
+	}
 
 	byName := map[string][]int{}
 	for i, r := range p.Syscalls {
@@ -233,6 +256,60 @@ func WithSeccompNotify(p *specs.LinuxSeccomp, names []string, meta AgentMetadata
 	if plan.Notified == 0 {
 		return nil, plan, errors.New("the filter denies no syscall the agent could be told of")
 	}
+	b, err := json.Marshal(meta)
+	if err != nil {
+		return nil, plan, err
+	}
+	out.ListenerPath = socket
+	out.ListenerMetadata = string(b)
+	return &out, plan, nil
+}
+
+// notifyAll is record-all: every name of the architecture but write is
+// notified whatever the profile says of it, and the metadata keeps what
+// the profile would have done, so the record tells used from denied.
+func notifyAll(p *specs.LinuxSeccomp, names []string, meta AgentMetadata, socket string) (*specs.LinuxSeccomp, NotifyPlan, error) {
+	var plan NotifyPlan
+	out := *p
+	out.Syscalls = nil
+	var notified []string
+	for _, n := range names {
+		if slices.Contains(agentNeverNotified, n) {
+			continue
+		}
+		notified = append(notified, n)
+		var rules []specs.LinuxSyscall
+		for _, r := range p.Syscalls {
+			if slices.Contains(r.Names, n) {
+				rules = append(rules, specs.LinuxSyscall{Names: []string{n}, Action: r.Action, ErrnoRet: r.ErrnoRet, Args: r.Args})
+			}
+		}
+		probe := &specs.LinuxSeccomp{DefaultAction: p.DefaultAction, DefaultErrnoRet: p.DefaultErrnoRet, Syscalls: rules}
+		d, _ := SeccompAnswer(probe, n, nil)
+		conditional := slices.ContainsFunc(rules, func(r specs.LinuxSyscall) bool { return len(r.Args) > 0 })
+		hasUncond := slices.ContainsFunc(rules, func(r specs.LinuxSyscall) bool { return len(r.Args) == 0 })
+		switch {
+		case conditional && !hasUncond:
+			if meta.Conditional == nil {
+				meta.Conditional = map[string][]specs.LinuxSyscall{}
+			}
+			meta.Conditional[n] = rules
+		case !d.Denies():
+			meta.Allowed = append(meta.Allowed, n)
+		case d != meta.Default:
+			setDenial(&meta, n, d)
+		}
+	}
+	// The profile's rules stay for the names outside the table (other
+	// architectures' names, which runc skips on this one).
+	for _, r := range p.Syscalls {
+		r.Names = slices.DeleteFunc(slices.Clone(r.Names), func(n string) bool { return slices.Contains(notified, n) })
+		if len(r.Names) > 0 {
+			out.Syscalls = append(out.Syscalls, r)
+		}
+	}
+	out.Syscalls = append(out.Syscalls, specs.LinuxSyscall{Names: notified, Action: specs.ActNotify})
+	plan.Notified = len(notified)
 	b, err := json.Marshal(meta)
 	if err != nil {
 		return nil, plan, err

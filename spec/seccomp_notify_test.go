@@ -71,7 +71,7 @@ func TestSeccompNotifyIsTheProfileWithNotifyForDenials(t *testing.T) {
 							notified++
 							if after.Action != specs.ActNotify {
 								t.Errorf("%s(%#x): denied %s by the profile, %s after the rewrite; want notify", n, v, before, after)
-							} else if d := meta.DenialFor(n); d != before {
+							} else if d := meta.DenialFor(n, []uint64{v}); d != before {
 								t.Errorf("%s(%#x): metadata says the profile answers %s, it answers %s", n, v, d, before)
 							}
 						case after != before:
@@ -156,6 +156,39 @@ func TestComplementRanges(t *testing.T) {
 		}
 		if in != (v >= iv.lo && v <= iv.hi) {
 			t.Errorf("%#x: in blocks %v", v, in)
+		}
+	}
+}
+
+// TestSeccompNotifyRecordAll: every name but write is notified, and the
+// metadata tells, call by call, what the profile would have done.
+func TestSeccompNotifyRecordAll(t *testing.T) {
+	orig := runtimeDefault(t)
+	names := []string{"read", "write", "keyctl", "clone", "clone3", "personality", "socket"}
+	got, _, err := WithSeccompNotify(orig, names, AgentMetadata{Mode: AgentRecordAll}, "/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := ParseAgentMetadata(got.ListenerMetadata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		for _, v := range []uint64{0, 8, 40, 0x40000, unix.CLONE_NEWUSER, unix.CLONE_VM} {
+			after := verdictOf(t, got, n, v)
+			before := verdictOf(t, orig, n, v)
+			if n == "write" {
+				if after != before {
+					t.Errorf("write notified")
+				}
+				continue
+			}
+			if after.Action != specs.ActNotify {
+				t.Errorf("%s(%#x): %s, want notify", n, v, after)
+			}
+			if d := meta.DenialFor(n, []uint64{v}); d != before {
+				t.Errorf("%s(%#x): metadata says %s, the profile does %s", n, v, d, before)
+			}
 		}
 	}
 }
