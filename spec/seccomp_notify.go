@@ -256,13 +256,7 @@ func WithSeccompNotify(p *specs.LinuxSeccomp, names []string, meta AgentMetadata
 	if plan.Notified == 0 {
 		return nil, plan, errors.New("the filter denies no syscall the agent could be told of")
 	}
-	b, err := json.Marshal(meta)
-	if err != nil {
-		return nil, plan, err
-	}
-	out.ListenerPath = socket
-	out.ListenerMetadata = string(b)
-	return &out, plan, nil
+	return listen(&out, plan, meta, socket)
 }
 
 // notifyAll is record-all: every name of the architecture but write is
@@ -310,13 +304,18 @@ func notifyAll(p *specs.LinuxSeccomp, names []string, meta AgentMetadata, socket
 	}
 	out.Syscalls = append(out.Syscalls, specs.LinuxSyscall{Names: notified, Action: specs.ActNotify})
 	plan.Notified = len(notified)
+	return listen(&out, plan, meta, socket)
+}
+
+// listen points the filter at the agent's socket with the metadata.
+func listen(out *specs.LinuxSeccomp, plan NotifyPlan, meta AgentMetadata, socket string) (*specs.LinuxSeccomp, NotifyPlan, error) {
 	b, err := json.Marshal(meta)
 	if err != nil {
 		return nil, plan, err
 	}
 	out.ListenerPath = socket
 	out.ListenerMetadata = string(b)
-	return &out, plan, nil
+	return out, plan, nil
 }
 
 func setDenial(m *AgentMetadata, name string, d Denial) {
