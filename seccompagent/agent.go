@@ -333,10 +333,14 @@ func (a *Agent) close(e *entry) {
 	if !last {
 		return
 	}
+	// A new listener for the same container may have come in between;
+	// it keeps the entry.
 	a.mu.Lock()
-	if e.open == 0 {
+	e.mu.Lock()
+	if e.open == 0 && a.entries[e.rec.Container] == e {
 		delete(a.entries, e.rec.Container)
 	}
+	e.mu.Unlock()
 	a.mu.Unlock()
 	if err := e.flush(); err != nil {
 		a.logf("%v", err)

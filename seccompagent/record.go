@@ -103,6 +103,9 @@ var idRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_+.-]*$`)
 
 // entry is a container's record while the agent serves it.
 type entry struct {
+	// wmu orders writes: a flush that marshalled an older state must
+	// not rename its file over a newer one's.
+	wmu   sync.Mutex
 	mu    sync.Mutex
 	rec   Record
 	path  string
@@ -151,6 +154,8 @@ func (e *entry) note(now time.Time, name string, d spec.Denial, answer string, s
 // flush writes the record if it changed, atomically: a reader (or a kill
 // of the agent) sees the old record or the new one, never half of one.
 func (e *entry) flush() error {
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
 	e.mu.Lock()
 	if !e.dirty {
 		e.mu.Unlock()
