@@ -146,7 +146,7 @@ func (p *Policy) applySeccompAgent(env *Env, mode Mode, s *specs.Spec) ([]Change
 			env.warn(fmt.Sprintf("seccompAgent: %v; the container runs with its plain seccomp profile (fallback: plain)", err))
 			return nil, nil
 		}
-		return nil, fmt.Errorf("seccompAgent %s: %w; start the agent (secrunctl seccomp-agent, deploy/secrun-seccomp-agent.service) or set seccompAgent.fallback: plain", am, err)
+		return nil, fmt.Errorf("seccompAgent %s: %w; start the agent (secrunctl seccomp-agent, deploy/seccomp-agent/) or set seccompAgent.fallback: plain", am, err)
 	}
 	arch := seccompnames.Native(runtime.GOARCH)
 	names, err := seccompnames.Names(arch)
