@@ -496,3 +496,70 @@ func TestE2ERecordedProfileRunsTheWorkload(t *testing.T) {
 		}
 	}
 }
+
+// TestE2ERecordAllMinimalProfile: a record-all run sees every call the
+// workload makes (runc's init after the filter included), and the
+// minimal profile from it runs the workload under enforcement while a
+// call it never made, even one RuntimeDefault allows, is denied.
+func TestE2ERecordAllMinimalProfile(t *testing.T) {
+	testenv.RequireContainers(t)
+	a := startAgent(t)
+	workload := []string{"/probe", report.OpSeccompKeyctl, report.OpSeccompUnshareUserns, report.OpSeccompNormal}
+	c := newContainer(t, policyDoc(spec.AgentRecordAll, a.socket), workload...)
+	id := testenv.ContainerID(t)
+	res := c.run(id)
+	if res.Code != 0 {
+		t.Fatalf("record-all: exit %d: %s", res.Code, res.Stderr)
+	}
+	for op, o := range probeReport(t, res.Stdout).Ops {
+		if !o.OK {
+			t.Errorf("%s under record-all: %+v", op, o)
+		}
+	}
+	rec := a.record(t, id)
+	for _, name := range []string{"execve", "openat", "keyctl", "unshare"} {
+		if syscallOf(rec, name) == nil {
+			t.Errorf("record-all missed %s", name)
+		}
+	}
+	if sc := syscallOf(rec, "openat"); sc != nil && sc.Profile.Denies() {
+		t.Errorf("openat: the record says RuntimeDefault denies it (%s)", sc.Profile)
+	}
+	prof, err := seccompadvise.Minimal(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := seccompadvise.OCIJSON(prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "minimal.json"), body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// mount and add_key were never called, so they may not run.
+	doc := "seccompProfileRoot: " + root + "\n" + strings.Replace(policyDoc("", ""), "seccomp: RuntimeDefault", "seccomp: Localhost/minimal.json", 1)
+	c = newContainer(t, doc, append(workload, report.OpSeccompMount, report.OpSeccompAddKey)...)
+	res = c.run(testenv.ContainerID(t) + "-min")
+	if res.Code != 0 {
+		t.Fatalf("under the minimal profile: exit %d: %s", res.Code, res.Stderr)
+	}
+	rep := probeReport(t, res.Stdout)
+	for _, op := range []string{report.OpSeccompKeyctl, report.OpSeccompUnshareUserns, report.OpSeccompNormal} {
+		if !rep.Ops[op].OK {
+			t.Errorf("%s under the minimal profile: %+v", op, rep.Ops[op])
+		}
+	}
+	for _, op := range []string{report.OpSeccompMount, report.OpSeccompAddKey} {
+		if o := rep.Ops[op]; o.OK || o.Errno != "EPERM" {
+			t.Errorf("%s, never used, under the minimal profile: %+v, want EPERM", op, o)
+		}
+	}
+	// getcpu: allowed by RuntimeDefault, never called by the probe.
+	if syscallOf(rec, "getcpu") != nil {
+		t.Fatal("the probe called getcpu; pick another never-used syscall")
+	}
+	if d, _ := spec.SeccompAnswer(prof, "getcpu", nil); !d.Denies() {
+		t.Error("the minimal profile allows getcpu, which the workload never called")
+	}
+}
