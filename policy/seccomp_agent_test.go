@@ -203,3 +203,25 @@ func TestSeccompAgentConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDecideWithSeccompAgent is a create under a policy whose
+// containers go to the agent: the notify rewrite on top of the decision
+// (the reachability connect is stubbed; it is one connect(2)).
+func BenchmarkDecideWithSeccompAgent(b *testing.B) {
+	c, err := ParseConfig([]byte("policies:\n  agent:\n    preset: baseline\n    mode: harden\n    seccomp: RuntimeDefault\n    seccompAgent: {mode: explain}\n"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := c.Policy("agent")
+	if err != nil {
+		b.Fatal(err)
+	}
+	env := agentEnv(nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		s := runcSpec(b)
+		if out := p.Decide(env, s); out.Refused() {
+			b.Fatal(out.Error())
+		}
+	}
+}
