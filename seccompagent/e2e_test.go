@@ -97,7 +97,7 @@ func (a *agent) record(t *testing.T, id string) *seccompagent.Record {
 		t.Fatal(err)
 	}
 	var last error
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		r, err := seccompagent.Load(p)
 		if err == nil && r.Ended != nil {
 			return r
