@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/secrun/secrun/conformance/probe/report"
+	"github.com/secrun/secrun/spec"
 )
 
 // What a seccomp filter does to each probe op is computed from the
@@ -153,33 +154,7 @@ func evalFilter(p *specs.LinuxSeccomp, c sysCall) filterVerdict {
 }
 
 func argsMatch(conds []specs.LinuxSeccompArg, args []uint64) bool {
-	for _, a := range conds {
-		var v uint64
-		if int(a.Index) < len(args) {
-			v = args[a.Index]
-		}
-		ok := false
-		switch a.Op {
-		case specs.OpNotEqual:
-			ok = v != a.Value
-		case specs.OpLessThan:
-			ok = v < a.Value
-		case specs.OpLessEqual:
-			ok = v <= a.Value
-		case specs.OpEqualTo:
-			ok = v == a.Value
-		case specs.OpGreaterEqual:
-			ok = v >= a.Value
-		case specs.OpGreaterThan:
-			ok = v > a.Value
-		case specs.OpMaskedEqual:
-			ok = v&a.Value == a.ValueTwo
-		}
-		if !ok {
-			return false
-		}
-	}
-	return true
+	return spec.SeccompArgsHold(conds, args)
 }
 
 // opFilterVerdict is the verdict for an op: denied if any of its

@@ -179,7 +179,11 @@ func (p *Policy) Decide(env *Env, s *specs.Spec) *Outcome {
 					changes = append(changes, Change{Rule: RuleAmbient, Message: ch})
 				}
 			}
-			return changes, ensureDefaultAppArmor(env, target.Process)
+			if err := ensureDefaultAppArmor(env, target.Process); err != nil {
+				return nil, err
+			}
+			agent, err := p.applySeccompAgent(env, mode, target)
+			return append(changes, agent...), err
 		},
 	})
 }

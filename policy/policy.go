@@ -116,6 +116,9 @@ type Policy struct {
 	// RestrictPersonality refuses personality flags (ADDR_NO_RANDOMIZE and
 	// the like weaken ASLR) and domains other than LINUX and LINUX32.
 	RestrictPersonality bool `json:"restrictPersonality"`
+	// SeccompAgent hands what the seccomp profile denies to the seccomp
+	// agent, to record or explain it (seccomp_agent.go).
+	SeccompAgent *SeccompAgent `json:"seccompAgent,omitempty"`
 	// SandboxCommand is the process a Pod sandbox runs (the pause image's
 	// entrypoint); a bundle that calls itself a sandbox but runs anything
 	// else is checked like any container. Default ["/pause"].
@@ -153,6 +156,9 @@ func (p *Policy) Validate() error {
 		return fmt.Errorf("policy %s: mode is missing; set mode: enforce, harden or audit", p.Name)
 	default:
 		return fmt.Errorf("policy %s: mode %q is unknown; use enforce, harden or audit", p.Name, p.Mode)
+	}
+	if err := p.SeccompAgent.validate(p.Name); err != nil {
+		return err
 	}
 	return p.compile()
 }

@@ -60,6 +60,9 @@ type Env struct {
 	// Warn receives what secrun skipped and why (AppArmor on a kernel
 	// without it); nil drops warnings.
 	Warn func(string)
+	// SeccompAgentReachable tells whether the seccomp agent answers on a
+	// socket; nil connects to it (agentReachable).
+	SeccompAgentReachable func(socket string) error
 
 	// originalCaps is the bounding set before hardening, for rules whose
 	// fix depends on what the bundle came with.

@@ -32,6 +32,7 @@ func main() {
 			installCommand,
 			conformanceCommand,
 			fidelityCommand,
+			seccompAgentCommand, seccompCommand,
 		},
 	}
 	if err := app.Run(os.Args); err != nil {

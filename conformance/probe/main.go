@@ -115,6 +115,8 @@ func allOps() []op {
 		one(report.OpSeccompPersonality, opSeccompPersonality),
 		one(report.OpSeccompMount, opSeccompMount),
 		one(report.OpSeccompCloneNewns, opSeccompCloneNewns),
+		one(report.OpSeccompClone3, opSeccompClone3),
+		one(report.OpSeccompIOUringSetup, opSeccompIOUringSetup),
 		one(report.OpSeccompNormal, opSeccompNormal),
 
 		{name: report.OpProcMasked, run: opProcMasked},

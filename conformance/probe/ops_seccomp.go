@@ -177,3 +177,21 @@ func opSeccompNormal(c *config) report.Op {
 	steps = append(steps, "stat")
 	return report.Op{OK: true, Detail: fmt.Sprintf("%v all succeeded", steps)}
 }
+
+// clone3 checks its size argument before anything else: a NULL
+// clone_args of size 0 is EINVAL (kernel/fork.c copy_clone_args_from_user),
+// and nothing is created. RuntimeDefault answers ENOSYS, which makes libc
+// fall back to clone, whose flags the filter can see.
+func opSeccompClone3(c *config) report.Op {
+	_, _, e := unix.Syscall(unix.SYS_CLONE3, 0, 0, 0)
+	return seccompOutcome(sysErr(e), "clone3(NULL, 0)", unix.EINVAL)
+}
+
+// io_uring_setup copies its NULL params first (EFAULT; kernels that check
+// the zero entries first say EINVAL) and creates no ring; a kernel built
+// without io_uring answers ENOSYS, and kernel.io_uring_disabled=2 EPERM,
+// which the Detail says.
+func opSeccompIOUringSetup(c *config) report.Op {
+	_, _, e := unix.Syscall(unix.SYS_IO_URING_SETUP, 0, 0, 0)
+	return withDetail(seccompOutcome(sysErr(e), "io_uring_setup(0, NULL)", unix.EFAULT, unix.EINVAL), sysctlDetail("kernel.io_uring_disabled"))
+}

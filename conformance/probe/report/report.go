@@ -134,6 +134,8 @@ const (
 	OpSeccompPersonality    = "seccomp.personality"
 	OpSeccompMount          = "seccomp.mount"
 	OpSeccompCloneNewns     = "seccomp.clone_newns"
+	OpSeccompClone3         = "seccomp.clone3"
+	OpSeccompIOUringSetup   = "seccomp.io_uring_setup"
 	OpSeccompNormal         = "seccomp.normal"
 
 	// OpProcMasked and OpProcReadonly produce one entry per path, keyed

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	libseccomp "github.com/seccomp/libseccomp-golang"
+	"github.com/urfave/cli/v2"
+
+	"github.com/secrun/secrun/seccompadvise"
+	"github.com/secrun/secrun/seccompagent"
+	"github.com/secrun/secrun/spec"
+)
+
+var stateFlag = &cli.StringFlag{Name: "state", Value: DefaultSeccompAgentState, Usage: "the agent's record directory (its --state)"}
+
+var seccompCommand = &cli.Command{
+	Name:  "seccomp",
+	Usage: "turn the seccomp agent's records into explanations and Localhost profiles",
+	Subcommands: []*cli.Command{
+		{
+			Name:      "why",
+			Usage:     "what the container's seccomp profile blocked, how often, and what would allow it",
+			ArgsUsage: "CONTAINER (a container id, NAMESPACE/POD[/CONTAINER], or a record file)",
+			Flags:     []cli.Flag{stateFlag},
+			Action: func(c *cli.Context) error {
+				rec, err := findRecord(c.String("state"), c.Args().First())
+				if err != nil {
+					return err
+				}
+				blocked, err := seccompadvise.Why(rec)
+				if err != nil {
+					return err
+				}
+				seccompadvise.WriteWhy(os.Stdout, rec, blocked)
+				return nil
+			},
+		},
+		{
+			Name:  "profile",
+			Usage: "write a Localhost seccomp profile from a record: RuntimeDefault plus exactly what the workload used",
+			Description: `Writes NAME.json (OCI seccomp JSON: copy it below the kubelet's seccomp root,
+/var/lib/kubelet/seccomp, and set seccompProfile {type: Localhost,
+localhostProfile: NAME.json}) and NAME.seccompprofile.yaml (the
+security-profiles-operator's SeccompProfile resource).
+
+With --minimal the profile allows only what a record-all record saw.`,
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "from-record", Required: true, Usage: "record file, container id, or NAMESPACE/POD[/CONTAINER]"},
+				stateFlag,
+				&cli.BoolFlag{Name: "minimal", Usage: "only what the workload used (needs a record-all record)"},
+				&cli.StringFlag{Name: "base", Usage: "OCI seccomp profile to add to instead of RuntimeDefault for the record's capabilities"},
+				&cli.StringFlag{Name: "name", Usage: "profile name (default secrun-<container name or id>)"},
+				&cli.StringFlag{Name: "namespace", Usage: "namespace of the SeccompProfile resource (default the record's Pod namespace, else default)"},
+				&cli.StringFlag{Name: "output-dir", Aliases: []string{"o"}, Value: ".", Usage: "directory for NAME.json and NAME.seccompprofile.yaml"},
+			},
+			Action: seccompProfileAction,
+		},
+	},
+}
+
+func seccompProfileAction(c *cli.Context) error {
+	rec, err := findRecord(c.String("state"), c.String("from-record"))
+	if err != nil {
+		return err
+	}
+	var base *specs.LinuxSeccomp
+	if f := c.String("base"); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("--base: %w", err)
+		}
+		base = &specs.LinuxSeccomp{}
+		if err := json.Unmarshal(b, base); err != nil {
+			return fmt.Errorf("--base %s: not an OCI seccomp profile: %w", f, err)
+		}
+	}
+	var prof *specs.LinuxSeccomp
+	var adds []seccompadvise.Addition
+	if c.Bool("minimal") {
+		if base != nil {
+			return fmt.Errorf("--minimal and --base exclude each other: a minimal profile starts from nothing")
+		}
+		prof, err = seccompadvise.Minimal(rec)
+	} else {
+		prof, adds, err = seccompadvise.Profile(rec, base)
+	}
+	if err != nil {
+		return err
+	}
+	if dropped := seccompadvise.PruneUnknown(prof, func(n string) bool {
+		_, err := libseccomp.GetSyscallFromName(n)
+		return err == nil
+	}); len(dropped) > 0 {
+		fmt.Printf("left out %s: this machine's libseccomp does not know them (runc would skip them; secrun refuses Localhost profiles that name them)\n", strings.Join(dropped, ", "))
+	}
+	if err := spec.ValidateSeccomp(prof); err != nil {
+		return fmt.Errorf("the generated profile: %w", err)
+	}
+	name := c.String("name")
+	if name == "" {
+		n := rec.ContainerName
+		if n == "" {
+			n = rec.Container
+		}
+		name = "secrun-" + strings.ToLower(n)
+	}
+	ns := c.String("namespace")
+	if ns == "" {
+		ns = rec.Namespace
+	}
+	if ns == "" {
+		ns = "default"
+	}
+	ociJSON, err := seccompadvise.OCIJSON(prof)
+	if err != nil {
+		return err
+	}
+	spo, err := seccompadvise.SPOYAML(prof, name, ns)
+	if err != nil {
+		return err
+	}
+	dir := c.String("output-dir")
+	jsonPath, yamlPath := filepath.Join(dir, name+".json"), filepath.Join(dir, name+".seccompprofile.yaml")
+	if err := os.WriteFile(jsonPath, ociJSON, 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(yamlPath, spo, 0o644); err != nil {
+		return err
+	}
+	if c.Bool("minimal") {
+		fmt.Printf("minimal profile: %d syscall rules from %d recorded syscalls\n", len(prof.Syscalls), len(rec.Syscalls))
+	} else if len(adds) == 0 {
+		fmt.Println("the record holds nothing the base profile denies; the profile is the base")
+	} else {
+		fmt.Println("RuntimeDefault (or --base) plus:")
+		for _, a := range adds {
+			fmt.Printf("  %-16s %s\n", a.Name, a.Why)
+		}
+	}
+	fmt.Printf("wrote %s and %s\n", jsonPath, yamlPath)
+	fmt.Printf("use it: copy %s below the kubelet's seccomp root (/var/lib/kubelet/seccomp) on each node, then set\n  securityContext:\n    seccompProfile: {type: Localhost, localhostProfile: %s.json}\n", filepath.Base(jsonPath), name)
+	return nil
+}
+
+// findRecord resolves what the admin named: a record file, a container
+// id under dir, or NAMESPACE/POD[/CONTAINER] among dir's records.
+func findRecord(dir, what string) (*seccompagent.Record, error) {
+	if what == "" {
+		return nil, fmt.Errorf("name a container: its id, NAMESPACE/POD[/CONTAINER], or a record file")
+	}
+	if fi, err := os.Stat(what); err == nil && fi.Mode().IsRegular() {
+		return seccompagent.Load(what)
+	}
+	if p, err := seccompagent.RecordPath(dir, what); err == nil {
+		if _, err := os.Stat(p); err == nil {
+			return seccompagent.Load(p)
+		}
+	}
+	parts := strings.Split(what, "/")
+	if len(parts) < 2 || len(parts) > 3 {
+		return nil, fmt.Errorf("no record for container %q in %s (is the agent's --state elsewhere? pass --state)", what, dir)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	var found []*seccompagent.Record
+	for _, f := range files {
+		r, err := seccompagent.Load(f)
+		if err != nil || r.Namespace != parts[0] || r.Pod != parts[1] || (len(parts) == 3 && r.ContainerName != parts[2]) {
+			continue
+		}
+		found = append(found, r)
+	}
+	switch len(found) {
+	case 0:
+		return nil, fmt.Errorf("no record for Pod %s in %s", what, dir)
+	case 1:
+		return found[0], nil
+	}
+	var names []string
+	for _, r := range found {
+		names = append(names, r.ContainerName+" ("+r.Container+")")
+	}
+	return nil, fmt.Errorf("Pod %s has records for several containers: %s; name one as NAMESPACE/POD/CONTAINER", what, strings.Join(names, ", "))
+}

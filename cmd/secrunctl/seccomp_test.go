@@ -1,0 +1,99 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+	"sigs.k8s.io/yaml"
+
+	"github.com/secrun/secrun/seccompagent"
+	"github.com/secrun/secrun/spec"
+)
+
+func writeRecord(t *testing.T, dir string) {
+	t.Helper()
+	zero := uint(0)
+	now := time.Now().UTC()
+	rec := seccompagent.Record{Container: "abc123", Namespace: "shop", Pod: "web-1", ContainerName: "web", Mode: spec.AgentRecord,
+		Profile: spec.SeccompRuntimeDefault, Started: now, Updated: now,
+		Capabilities: []string{"CAP_NET_BIND_SERVICE"},
+		Syscalls: []*seccompagent.Syscall{
+			{Name: "keyctl", Count: 3, First: now, Last: now, Profile: spec.Denial{Action: specs.ActErrno, Errno: 1}, Answer: "continued", Comm: []string{"web"}},
+			{Name: "unshare", Count: 1, First: now, Last: now, Profile: spec.Denial{Action: specs.ActErrno, Errno: 1}, Answer: "continued",
+				Args: []string{"flags=CLONE_NEWUSER"}, KeyArg: &zero, Values: []uint64{unix.CLONE_NEWUSER}},
+		}}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "abc123.json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSeccompWhyAndProfile(t *testing.T) {
+	bin := secrunctl(t)
+	state, out := t.TempDir(), t.TempDir()
+	writeRecord(t, state)
+
+	why, err := exec.Command(bin, "seccomp", "why", "--state", state, "shop/web-1").CombinedOutput()
+	if err != nil {
+		t.Fatalf("why: %v\n%s", err, why)
+	}
+	for _, w := range []string{"Pod shop/web-1", "keyctl", "flags=CLONE_NEWUSER", "SYS_ADMIN", "would have been blocked"} {
+		if !strings.Contains(string(why), w) {
+			t.Errorf("why lacks %q:\n%s", w, why)
+		}
+	}
+
+	msg, err := exec.Command(bin, "seccomp", "profile", "--state", state, "--from-record", "abc123", "-o", out).CombinedOutput()
+	if err != nil {
+		t.Fatalf("profile: %v\n%s", err, msg)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "secrun-web.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p specs.LinuxSeccomp
+	if err := json.Unmarshal(b, &p); err != nil {
+		t.Fatal(err)
+	}
+	if err := spec.ValidateSeccomp(&p); err != nil {
+		t.Errorf("secrun would refuse the generated Localhost profile: %v", err)
+	}
+	for _, c := range []struct {
+		name string
+		args []uint64
+		want bool
+	}{{"keyctl", nil, true}, {"unshare", []uint64{unix.CLONE_NEWUSER}, true}, {"unshare", []uint64{unix.CLONE_NEWNET}, false}, {"bpf", nil, false}} {
+		if d, _ := spec.SeccompAnswer(&p, c.name, c.args); d.Denies() == c.want {
+			t.Errorf("%s%v: %s", c.name, c.args, d)
+		}
+	}
+	y, err := os.ReadFile(filepath.Join(out, "secrun-web.seccompprofile.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spo struct {
+		Kind     string
+		Metadata struct{ Name, Namespace string }
+		Spec     specs.LinuxSeccomp
+	}
+	if err := yaml.Unmarshal(y, &spo); err != nil || spo.Kind != "SeccompProfile" || spo.Metadata.Namespace != "shop" || len(spo.Spec.Syscalls) != len(p.Syscalls) {
+		t.Errorf("SeccompProfile: %v %+v", err, spo.Metadata)
+	}
+
+	if msg, err := exec.Command(bin, "seccomp", "profile", "--state", state, "--from-record", "abc123", "--minimal", "-o", out).CombinedOutput(); err == nil || !strings.Contains(string(msg), "record-all") {
+		t.Errorf("--minimal from a record-mode record: %v\n%s", err, msg)
+	}
+	if msg, err := exec.Command(bin, "seccomp", "why", "--state", state, "shop/nope").CombinedOutput(); err == nil || !strings.Contains(string(msg), "no record for Pod shop/nope") {
+		t.Errorf("why for an unknown Pod: %v\n%s", err, msg)
+	}
+}
