@@ -41,6 +41,18 @@ var kubeletPaths = []string{
 	"/etc/kubernetes", "/etc/cni/net.d", "/opt/cni/bin",
 }
 
+// kubeletCgroup reports whether a top-level cgroup is one a kubelet or
+// this harness makes: the QoS root "kubepods" (cgroupfs driver) or
+// "kubepods.slice" (systemd driver), pkg/kubelet/cm/qos_container_manager_linux.go
+// and cgroup_manager_linux.go, the kubelet's and runtime's own groups when
+// configured, and the harness's cgroupRoot "secrun-k8s-*". Every other
+// name is left out: containers of other tests running at the same time
+// (runc's default cgroupsPath is /<container id>) come and go at the top
+// level, and would make the check flag what no kubelet did.
+func kubeletCgroup(name string) bool {
+	return strings.HasPrefix(name, "kube") || strings.HasPrefix(name, "secrun-k8s-")
+}
+
 // SnapshotHost records the host's state.
 func SnapshotHost() (*HostState, error) {
 	h := &HostState{Sysctls: map[string]string{}, IPTables: map[string]string{}, Cgroups: map[string][]string{}, Paths: map[string]bool{}}
@@ -93,7 +105,7 @@ func SnapshotHost() (*HostState, error) {
 		}
 		var names []string
 		for _, s := range sub {
-			if s.IsDir() {
+			if s.IsDir() && kubeletCgroup(s.Name()) {
 				names = append(names, s.Name())
 			}
 		}
@@ -161,6 +173,6 @@ func (h *HostState) Summary() string {
 	for _, v := range h.Cgroups {
 		n += len(v)
 	}
-	return fmt.Sprintf("%d sysctls, %d iptables tables (%s), %d cgroup hierarchies with %d top-level groups, %d kubelet paths",
+	return fmt.Sprintf("%d sysctls, %d iptables tables (%s), %d cgroup hierarchies with %d top-level kubelet groups, %d kubelet paths",
 		len(h.Sysctls), len(h.IPTables), strings.Join(slices.Sorted(maps.Keys(h.IPTables)), ", "), len(h.Cgroups), n, len(h.Paths))
 }
