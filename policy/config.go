@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"reflect"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -52,6 +51,9 @@ type Config struct {
 	Source string `json:"-"`
 	// policies holds the validated policies, presets included.
 	policies map[string]*Policy
+	// lazy: policies holds only those Policy was asked for (the
+	// wrapper's load, see LoadWrapperConfig).
+	lazy bool
 }
 
 // Presets are the built-in policy names, in order of strictness.
@@ -61,7 +63,16 @@ var Presets = []string{"privileged", "baseline", "restricted"}
 // /etc/secrun/config.yaml. A missing default file means "built-in presets
 // only"; a missing file that was named explicitly, or any file that cannot
 // be read or parsed, is an error, so that secrun fails closed.
-func LoadConfig() (*Config, error) {
+func LoadConfig() (*Config, error) { return loadConfig(false) }
+
+// LoadWrapperConfig is LoadConfig as the wrapper needs it on every
+// container start: the file is read and its top level checked as by
+// LoadConfig, but a policy is decoded and validated only when Policy asks
+// for it. A broken policy still refuses every container that asks for it,
+// and only those; secrunctl check and install validate them all.
+func LoadWrapperConfig() (*Config, error) { return loadConfig(true) }
+
+func loadConfig(lazy bool) (*Config, error) {
 	path := os.Getenv(ConfigEnv)
 	explicit := path != ""
 	if !explicit {
@@ -69,7 +80,7 @@ func LoadConfig() (*Config, error) {
 	}
 	b, err := readLimited(path)
 	if errors.Is(err, fs.ErrNotExist) && !explicit {
-		c, err := ParseConfig(nil)
+		c, err := parseConfig(nil, lazy)
 		if err != nil {
 			return nil, err
 		}
@@ -79,7 +90,7 @@ func LoadConfig() (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("secrun configuration: %w", err)
 	}
-	c, err := ParseConfig(b)
+	c, err := parseConfig(b, lazy)
 	if err != nil {
 		return nil, fmt.Errorf("secrun configuration %s: %w", path, err)
 	}
@@ -108,8 +119,10 @@ func readLimited(path string) ([]byte, error) {
 
 // ParseConfig parses and validates a configuration document (YAML or JSON).
 // Unknown fields are errors that name the field and a likely spelling.
-func ParseConfig(b []byte) (*Config, error) {
-	c := &Config{}
+func ParseConfig(b []byte) (*Config, error) { return parseConfig(b, false) }
+
+func parseConfig(b []byte, lazy bool) (*Config, error) {
+	c := &Config{lazy: lazy}
 	if len(bytes.TrimSpace(b)) > 0 {
 		if err := strictYAML(b, c, configFields()); err != nil {
 			return nil, err
@@ -128,6 +141,17 @@ func ParseConfig(b []byte) (*Config, error) {
 		c.SeccompProfileRoot = spec.DefaultSeccompProfileRoot
 	}
 	c.policies = map[string]*Policy{}
+	for name := range c.Policies {
+		if !validPolicyName(name) {
+			return nil, fmt.Errorf("policies.%s: a policy name may hold only a-z, 0-9 and '-' (it becomes part of the binary name secrun-<policy>)", name)
+		}
+	}
+	if lazy {
+		if !slices.Contains(Presets, c.DefaultPolicy) && c.Policies[c.DefaultPolicy] == nil {
+			return nil, fmt.Errorf("defaultPolicy %q is not defined; define it under policies or use one of %s", c.DefaultPolicy, strings.Join(c.PolicyNames(), ", "))
+		}
+		return c, nil
+	}
 	for _, name := range Presets {
 		if _, overridden := c.Policies[name]; overridden {
 			continue
@@ -140,9 +164,6 @@ func ParseConfig(b []byte) (*Config, error) {
 		c.policies[name] = p
 	}
 	for name, raw := range c.Policies {
-		if !validPolicyName(name) {
-			return nil, fmt.Errorf("policies.%s: a policy name may hold only a-z, 0-9 and '-' (it becomes part of the binary name secrun-<policy>)", name)
-		}
 		p, err := layeredPolicy(name, raw)
 		if err != nil {
 			return nil, fmt.Errorf("policies.%s: %w", name, err)
@@ -160,9 +181,19 @@ func ParseConfig(b []byte) (*Config, error) {
 	return c, nil
 }
 
-var policyNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
-
-func validPolicyName(n string) bool { return len(n) <= 63 && policyNameRE.MatchString(n) }
+// validPolicyName: ^[a-z0-9]([a-z0-9-]*[a-z0-9])?$, at most 63 bytes (a
+// DNS label, as a RuntimeClass handler is).
+func validPolicyName(n string) bool {
+	if n == "" || len(n) > 63 || n[0] == '-' || n[len(n)-1] == '-' {
+		return false
+	}
+	for _, c := range []byte(n) {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // layeredPolicy decodes raw on top of its preset: fields the admin leaves
 // out keep the preset's value.
@@ -221,30 +252,29 @@ func presetPolicy(name string, depth int) (*Policy, error) {
 	return p, nil
 }
 
-// presetDocs caches each preset's YAML as JSON: a create parses the
-// configuration once, but presets are layered under several policies and
-// under each other, and YAML is the slow part.
-var presetDocs sync.Map // name -> []byte
-
+// presetJSON is a preset as JSON, generated from its YAML (profiles'
+// go generate, tested equal): decoding YAML cost more than the rest of
+// the policy load, on every container start.
 func presetJSON(name string) ([]byte, error) {
-	if j, ok := presetDocs.Load(name); ok {
-		return j.([]byte), nil
-	}
-	b, err := profiles.Policies.ReadFile("policies/" + name + ".yaml")
-	if err != nil {
+	if !slices.Contains(Presets, name) {
 		return nil, fmt.Errorf("preset %q is unknown; use one of %s", name, strings.Join(Presets, ", "))
 	}
-	j, err := yaml.YAMLToJSON(b)
+	j, err := profiles.Policies.ReadFile("policies/" + name + ".json")
 	if err != nil {
 		return nil, fmt.Errorf("preset %s: %w", name, err)
 	}
-	presetDocs.Store(name, j)
 	return j, nil
 }
 
 // Policy returns the named policy.
 func (c *Config) Policy(name string) (*Policy, error) {
 	p, ok := c.policies[name]
+	if !ok && c.lazy {
+		var err error
+		if p, ok, err = c.buildPolicy(name); err != nil {
+			return nil, err
+		}
+	}
 	if !ok {
 		msg := fmt.Sprintf("policy %q is not defined in %s", name, c.Source)
 		if s := spec.Suggest(name, c.PolicyNames()); s != "" {
@@ -257,14 +287,44 @@ func (c *Config) Policy(name string) (*Policy, error) {
 	return p, nil
 }
 
+// buildPolicy decodes and validates one policy of a lazy configuration,
+// as ParseConfig does for all of them.
+func (c *Config) buildPolicy(name string) (*Policy, bool, error) {
+	var p *Policy
+	var err error
+	if raw, ok := c.Policies[name]; ok {
+		if p, err = layeredPolicy(name, raw); err != nil {
+			return nil, false, fmt.Errorf("secrun configuration %s: policies.%s: %w", c.Source, name, err)
+		}
+	} else if slices.Contains(Presets, name) {
+		if p, err = presetPolicy(name, 0); err != nil {
+			return nil, false, err
+		}
+		p.Name = name
+	} else {
+		return nil, false, nil
+	}
+	if err := p.Validate(); err != nil {
+		return nil, false, fmt.Errorf("secrun configuration %s: %w", c.Source, err)
+	}
+	c.policies[name] = p
+	return p, true, nil
+}
+
 // PolicyNames lists the defined policies, sorted.
 func (c *Config) PolicyNames() []string {
-	out := make([]string, 0, len(c.policies))
+	out := make([]string, 0, len(c.policies)+len(c.Policies)+len(Presets))
 	for n := range c.policies {
 		out = append(out, n)
 	}
+	if c.lazy {
+		for n := range c.Policies {
+			out = append(out, n)
+		}
+		out = append(out, Presets...)
+	}
 	sort.Strings(out)
-	return out
+	return slices.Compact(out)
 }
 
 // RuntimeFor is the delegate runtime for p.
@@ -303,17 +363,15 @@ func overlayJSON(j []byte, p *Policy) error {
 	return strictJSON(j, p, policyFields())
 }
 
-var unknownFieldRE = regexp.MustCompile(`unknown field "([^"]*)"`)
-
 // strictJSON decodes refusing unknown fields, and turns encoding/json's
 // message into one that names the field and its likely spelling.
 func strictJSON(j []byte, v any, fields []string) error {
 	dec := json.NewDecoder(bytes.NewReader(j))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		if m := unknownFieldRE.FindStringSubmatch(err.Error()); m != nil {
-			msg := fmt.Sprintf("unknown field %q", m[1])
-			if s := spec.Suggest(m[1], fields); s != "" {
+		if field, ok := unknownField(err); ok {
+			msg := fmt.Sprintf("unknown field %q", field)
+			if s := spec.Suggest(field, fields); s != "" {
 				msg += fmt.Sprintf(": did you mean %s?", s)
 			}
 			return errors.New(msg)
@@ -325,6 +383,16 @@ func strictJSON(j []byte, v any, fields []string) error {
 		return err
 	}
 	return nil
+}
+
+// unknownField is the field of encoding/json's `json: unknown field "x"`.
+func unknownField(err error) (string, bool) {
+	_, rest, ok := strings.Cut(err.Error(), `unknown field "`)
+	if !ok {
+		return "", false
+	}
+	field, _, ok := strings.Cut(rest, `"`)
+	return field, ok
 }
 
 // jsonFieldNames lists the JSON names of a struct's fields, for "did you

@@ -5,7 +5,10 @@ package profiles
 
 import "embed"
 
-// Policies holds policies/<name>.yaml, one preset each.
+//go:generate go run ./genjson
+
+// Policies holds policies/<name>.yaml, one preset each, and the same
+// document as policies/<name>.json (generated), which the wrapper reads.
 //
-//go:embed policies/*.yaml
+//go:embed policies/*.yaml policies/*.json
 var Policies embed.FS

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 n=${BENCH_ITERATIONS:-40}
 
 echo "== Go benchmarks (wrapper's own work per create)"
-go test -run '^$' -bench 'ApplyCreate|ParseArgs|LoadConfig|DecideRestricted|CreateRewrite' -benchmem ./shim ./policy | grep -E '^(Benchmark|ok)'
+go test -run '^$' -bench 'ApplyCreate$|ParseArgs|LoadConfig|LoadWrapperConfig|DecideRestricted|CreateRewrite' -benchmem ./shim ./policy | grep -E '^(Benchmark|ok)'
 
 echo
 echo "== init cost of bin/secrun (GODEBUG=inittrace; no runc on PATH and no config, so secrun stops before exec and runc's own init is not counted)"
