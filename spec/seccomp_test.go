@@ -289,6 +289,15 @@ func TestRuntimeDefaultCache(t *testing.T) {
 		if err != nil || len(why) != 0 {
 			t.Fatalf("caps %v: RuntimeDefault is not within itself: %v %v", caps, why, err)
 		}
+		// The short cut for the floor itself answers what the index does.
+		if why := indexFloor(mustDefault(t, s)).within(mustDefault(t, s), runtimeDefaultVariants); len(why) != 0 {
+			t.Fatalf("caps %v: the index finds RuntimeDefault outside itself: %v", caps, why)
+		}
+		weaker := mustDefault(t, s)
+		weaker.Syscalls = append(weaker.Syscalls, specs.LinuxSyscall{Names: []string{"bpf"}, Action: specs.ActAllow})
+		if why, _ := SeccompWithinRuntimeDefaultFor(weaker, s); len(why) == 0 && !slices.Contains(caps, "CAP_SYS_ADMIN") && !slices.Contains(caps, "CAP_BPF") {
+			t.Fatalf("caps %v: bpf allowed beyond RuntimeDefault passes", caps)
+		}
 	}
 }
 
