@@ -149,17 +149,22 @@ func (w *keyWalker) value(t reflect.Type) error {
 }
 
 // skipString moves past a string whose opening quote was consumed and
-// reports whether it holds an escape.
+// reports whether it holds an escape. It jumps from quote to quote
+// (bytes.IndexByte is vectorised): a hardened config.json carries a
+// seccomp profile of some 20 KB, mostly strings, that the merge skips.
 func (w *keyWalker) skipString() (escaped bool) {
-	for w.raw[w.i] != '"' {
-		if w.raw[w.i] == '\\' {
-			escaped = true
-			w.i++
+	for {
+		j := bytes.IndexByte(w.raw[w.i:], '"')
+		seg := w.raw[w.i : w.i+j]
+		k := bytes.IndexByte(seg, '\\')
+		if k < 0 {
+			w.i += j + 1
+			return escaped
 		}
-		w.i++
+		// Past the escaped byte: an escaped quote does not end the string.
+		escaped = true
+		w.i += k + 2
 	}
-	w.i++
-	return escaped
 }
 
 // key reads an object key whose opening quote was consumed. A key with
