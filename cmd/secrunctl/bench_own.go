@@ -39,16 +39,20 @@ type peer struct {
 // ownCosts is each peer's samples, by name.
 type ownCosts map[string][]sample
 
+// benchPeersPkg is where the benchmark's own peers live.
+const benchPeersPkg = "github.com/secrun/secrun/internal/benchpeers/"
+
 // buildPeers builds the benchmark's own peers from this repository's
-// sources (internal/benchpeers) into dir, static.
+// sources (internal/benchpeers) into dir, static. It runs in the
+// repository: secrunctl bench is a developer's tool (make bench).
 func buildPeers(dir string) (map[string]string, error) {
 	out := map[string]string{}
 	for _, name := range []string{"naive", "goexec", "goexit"} {
 		bin := filepath.Join(dir, name)
-		cmd := exec.Command("nice", "go", "build", "-trimpath", "-o", bin, "./internal/benchpeers/"+name)
+		cmd := exec.Command("nice", "go", "build", "-trimpath", "-o", bin, benchPeersPkg+name)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if b, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("build bench peer %s (run secrunctl bench from the repository root): %v: %s", name, err, b)
+			return nil, fmt.Errorf("build bench peer %s (run secrunctl bench inside the secrun repository, as make bench does): %v: %s", name, err, b)
 		}
 		out[name] = bin
 	}
