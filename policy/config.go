@@ -198,24 +198,20 @@ func validPolicyName(n string) bool {
 // layeredPolicy decodes raw on top of its preset: fields the admin leaves
 // out keep the preset's value.
 func layeredPolicy(name string, raw json.RawMessage) (*Policy, error) {
-	var head struct {
-		Preset string `json:"preset"`
-	}
-	if err := json.Unmarshal(raw, &head); err != nil {
+	keys, base, err := policyKeys(raw)
+	if err != nil {
 		return nil, fmt.Errorf("must be a mapping of policy fields: %w", err)
 	}
-	base := head.Preset
 	if base == "" && slices.Contains(Presets, name) {
 		base = name
 	}
 	p := &Policy{}
 	if base != "" {
-		var err error
 		if p, err = presetPolicy(base, 0); err != nil {
 			return nil, err
 		}
 	}
-	if err := overlayJSON(raw, p); err != nil {
+	if err := overlayJSON(raw, keys, p); err != nil {
 		return nil, err
 	}
 	p.Name = name
@@ -232,20 +228,20 @@ func presetPolicy(name string, depth int) (*Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	var head struct {
-		Preset string `json:"preset"`
+	keys, preset, err := policyKeys(j)
+	if err != nil {
+		return nil, fmt.Errorf("preset %s: %w", name, err)
 	}
-	_ = json.Unmarshal(j, &head)
 	p := &Policy{}
-	if head.Preset != "" {
-		if p, err = presetPolicy(head.Preset, depth+1); err != nil {
+	if preset != "" {
+		if p, err = presetPolicy(preset, depth+1); err != nil {
 			return nil, err
 		}
 	}
-	if err := overlayJSON(j, p); err != nil {
+	if err := overlayJSON(j, keys, p); err != nil {
 		return nil, fmt.Errorf("preset %s: %w", name, err)
 	}
-	p.Name, p.Preset = name, head.Preset
+	p.Name, p.Preset = name, preset
 	if p.Preset == "" {
 		p.Preset = name
 	}
@@ -348,19 +344,32 @@ func strictYAML(b []byte, v any, fields []string) error {
 // reset, encoding/json decodes into the inherited elements and keeps
 // their fields the document leaves out (an allowedDevices entry without
 // access would inherit the preset's "m").
-func overlayJSON(j []byte, p *Policy) error {
-	var keys map[string]json.RawMessage
-	if err := json.Unmarshal(j, &keys); err == nil {
-		v := reflect.ValueOf(p).Elem()
-		t := v.Type()
-		for i := 0; i < t.NumField(); i++ {
-			name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-			if _, ok := keys[name]; ok && t.Field(i).Type.Kind() == reflect.Slice {
-				v.Field(i).SetZero()
-			}
+func overlayJSON(j []byte, keys map[string]json.RawMessage, p *Policy) error {
+	v := reflect.ValueOf(p).Elem()
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if _, ok := keys[name]; ok && t.Field(i).Type.Kind() == reflect.Slice {
+			v.Field(i).SetZero()
 		}
 	}
 	return strictJSON(j, p, policyFields())
+}
+
+// policyKeys reads a policy document's top level once: its keys (for the
+// lists overlayJSON replaces) and the preset it layers on.
+func policyKeys(j []byte) (map[string]json.RawMessage, string, error) {
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(j, &keys); err != nil {
+		return nil, "", err
+	}
+	var preset string
+	if raw, ok := keys["preset"]; ok {
+		if err := json.Unmarshal(raw, &preset); err != nil {
+			return nil, "", fmt.Errorf("preset: %w", err)
+		}
+	}
+	return keys, preset, nil
 }
 
 // strictJSON decodes refusing unknown fields, and turns encoding/json's
