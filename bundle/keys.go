@@ -374,7 +374,8 @@ func fieldsOf(t reflect.Type) *typeFields {
 	if f, ok := fieldCache.Load(t); ok {
 		return f.(*typeFields)
 	}
-	tf := &typeFields{byFold: map[string]string{}, types: map[string]reflect.Type{}}
+	n := t.NumField()
+	tf := &typeFields{byFold: make(map[string]string, n), types: make(map[string]reflect.Type, n)}
 	collectFields(t, tf, 0)
 	fieldCache.Store(t, tf)
 	return tf
@@ -412,8 +413,8 @@ func collectFields(t reflect.Type, tf *typeFields, depth int) {
 			continue
 		}
 		tf.types[name] = sf.Type
-		if _, taken := tf.byFold[foldKey(name)]; !taken {
-			tf.byFold[foldKey(name)] = name
+		if f := foldKey(name); tf.byFold[f] == "" {
+			tf.byFold[f] = name
 		}
 	}
 	for _, et := range embedded {
