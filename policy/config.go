@@ -15,7 +15,6 @@ import (
 	"sync"
 
 	"github.com/secrun/secrun/internal/safefile"
-	"github.com/secrun/secrun/profiles"
 	"github.com/secrun/secrun/spec"
 	"sigs.k8s.io/yaml"
 )
@@ -156,7 +155,7 @@ func parseConfig(b []byte, lazy bool) (*Config, error) {
 		if _, overridden := c.Policies[name]; overridden {
 			continue
 		}
-		p, err := presetPolicy(name, 0)
+		p, err := presetPolicy(name)
 		if err != nil {
 			return nil, err
 		}
@@ -207,7 +206,7 @@ func layeredPolicy(name string, raw json.RawMessage) (*Policy, error) {
 	}
 	p := &Policy{}
 	if base != "" {
-		if p, err = presetPolicy(base, 0); err != nil {
+		if p, err = presetPolicy(base); err != nil {
 			return nil, err
 		}
 	}
@@ -219,47 +218,16 @@ func layeredPolicy(name string, raw json.RawMessage) (*Policy, error) {
 	return p, nil
 }
 
-// presetPolicy loads a built-in preset, following its own preset chain.
-func presetPolicy(name string, depth int) (*Policy, error) {
-	if depth > len(Presets) {
-		return nil, fmt.Errorf("preset %s: presets refer to each other in a loop", name)
-	}
-	j, err := presetJSON(name)
-	if err != nil {
-		return nil, err
-	}
-	keys, preset, err := policyKeys(j)
-	if err != nil {
-		return nil, fmt.Errorf("preset %s: %w", name, err)
-	}
-	p := &Policy{}
-	if preset != "" {
-		if p, err = presetPolicy(preset, depth+1); err != nil {
-			return nil, err
-		}
-	}
-	if err := overlayJSON(j, keys, p); err != nil {
-		return nil, fmt.Errorf("preset %s: %w", name, err)
-	}
-	p.Name, p.Preset = name, preset
-	if p.Preset == "" {
-		p.Preset = name
-	}
-	return p, nil
-}
-
-// presetJSON is a preset as JSON, generated from its YAML (profiles'
-// go generate, tested equal): decoding YAML cost more than the rest of
-// the policy load, on every container start.
-func presetJSON(name string) ([]byte, error) {
-	if !slices.Contains(Presets, name) {
+// presetPolicy is a built-in preset, its preset chain resolved: Go
+// values generated from profiles/policies/<name>.yaml and tested equal to
+// what the YAML decodes to (presets_test.go), so that a create decodes no
+// preset. The caller owns the result.
+func presetPolicy(name string) (*Policy, error) {
+	p, ok := generatedPreset(name)
+	if !ok {
 		return nil, fmt.Errorf("preset %q is unknown; use one of %s", name, strings.Join(Presets, ", "))
 	}
-	j, err := profiles.Policies.ReadFile("policies/" + name + ".json")
-	if err != nil {
-		return nil, fmt.Errorf("preset %s: %w", name, err)
-	}
-	return j, nil
+	return p, nil
 }
 
 // Policy returns the named policy.
@@ -293,7 +261,7 @@ func (c *Config) buildPolicy(name string) (*Policy, bool, error) {
 			return nil, false, fmt.Errorf("secrun configuration %s: policies.%s: %w", c.Source, name, err)
 		}
 	} else if slices.Contains(Presets, name) {
-		if p, err = presetPolicy(name, 0); err != nil {
+		if p, err = presetPolicy(name); err != nil {
 			return nil, false, err
 		}
 		p.Name = name

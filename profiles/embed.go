@@ -5,10 +5,7 @@ package profiles
 
 import "embed"
 
-//go:generate go run ./genjson
-
-// Policies holds policies/<name>.yaml, one preset each, and the same
-// document as policies/<name>.json (generated), which the wrapper reads.
+// Policies holds policies/<name>.yaml, one preset each.
 //
-//go:embed policies/*.yaml policies/*.json
+//go:embed policies/*.yaml
 var Policies embed.FS
