@@ -13,8 +13,10 @@ all: build
 deps:
 	@scripts/install-deps.sh
 
+# secrun is static (no cgo): it runs on every container start, on any
+# node's libc, without a dynamic link (cmd/secrun/deps_test.go holds it).
 build:
-	$(GO) build $(GOFLAGS) -o $(BIN)/secrun ./cmd/secrun
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -o $(BIN)/secrun ./cmd/secrun
 	$(GO) build $(GOFLAGS) -o $(BIN)/secrunctl ./cmd/secrunctl
 	@for p in privileged baseline restricted; do ln -sf secrun $(BIN)/secrun-$$p; done
 

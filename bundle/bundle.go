@@ -27,15 +27,15 @@ import (
 // few hundred KiB; anything near this is hostile or broken.
 const MaxDocumentSize = 16 << 20
 
-// Document is one JSON file decoded twice: into T, which options edit, and
-// into a generic tree, which keeps what T does not know.
+// Document is one JSON file decoded into T, which options edit. The
+// file's bytes are kept: a rewrite merges Value's changes into them, so
+// what T does not know survives.
 type Document[T any] struct {
 	Path  string
 	Value *T
 
 	raw  []byte
-	tree any // the file as generic JSON, numbers as json.Number
-	base any // Value as first decoded, re-encoded generically
+	base []byte // Value as first decoded, encoded
 	mode os.FileMode
 	uid  int
 	gid  int
@@ -83,22 +83,18 @@ func Parse[T any](raw []byte) (*Document[T], error) {
 	if !utf8.Valid(raw) {
 		return nil, errors.New("not valid UTF-8 JSON")
 	}
-	tree, err := decodeChecked(raw, reflect.TypeFor[T]())
-	if err != nil {
+	if err := checkKeys(raw, reflect.TypeFor[T]()); err != nil {
 		return nil, err
-	}
-	if _, ok := tree.(map[string]any); !ok {
-		return nil, errors.New("the document must be a JSON object")
 	}
 	var v T
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return nil, fmt.Errorf("does not match the OCI schema: %w", err)
 	}
-	base, _, err := toTree(&v)
+	base, err := encodeJSON(&v)
 	if err != nil {
 		return nil, err
 	}
-	return &Document[T]{Value: &v, raw: raw, tree: tree, base: base, uid: -1, gid: -1}, nil
+	return &Document[T]{Value: &v, raw: raw, base: base, uid: -1, gid: -1}, nil
 }
 
 // Raw is the document's bytes as read.
@@ -106,64 +102,78 @@ func (d *Document[T]) Raw() []byte { return d.raw }
 
 // Changed reports whether Value differs from what was read.
 func (d *Document[T]) Changed() (bool, error) {
-	cur, _, err := toTree(d.Value)
+	cur, err := encodeJSON(d.Value)
 	if err != nil {
 		return false, err
 	}
-	return !reflect.DeepEqual(cur, d.base), nil
+	return !bytes.Equal(cur, d.base), nil
 }
 
 // Marshal returns the document with Value's changes merged into the
-// original tree. A key that Value did not change keeps the original's exact
-// value, including fields T has no place for; a key Value removed goes.
+// original bytes. A key that Value did not change keeps the original's
+// exact value, including fields T has no place for; a key Value removed
+// goes.
 func (d *Document[T]) Marshal() ([]byte, error) {
-	cur, curJSON, err := toTree(d.Value)
+	cur, err := encodeJSON(d.Value)
 	if err != nil {
 		return nil, err
 	}
-	return d.marshalTree(cur, curJSON)
+	return d.merged(cur)
 }
 
-func (d *Document[T]) marshalTree(cur any, curJSON []byte) ([]byte, error) {
-	merged := merge(d.tree, d.base, cur)
+func (d *Document[T]) merged(cur []byte) ([]byte, error) {
 	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	// runc and containerd write paths with '<' or '&' verbatim; so do we.
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(merged); err != nil {
-		return nil, fmt.Errorf("encode: %w", err)
+	buf.Grow(len(d.raw) + len(cur) - len(d.base) + 64)
+	if err := merge(&buf, d.raw, d.base, cur); err != nil {
+		return nil, err
 	}
-	out := bytes.TrimRight(buf.Bytes(), "\n")
-	if err := readsAs[T](out, cur, curJSON); err != nil {
+	out := buf.Bytes()
+	if err := readsAs[T](out, cur); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
+// encodeJSON is v as encoding/json writes it, with '<', '>' and '&' verbatim
+// as runc and containerd write paths.
+func encodeJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("encode: %w", err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
 // readsAs decodes out as runc will, with encoding/json into T, and
-// requires the result to be the value the policy checked (cur, and its
-// encoding curJSON). The merge keeps what T does not know and only that,
-// so this holds by construction; it is checked anyway on every write,
-// because the day it does not hold, runc would start a container nobody
-// checked. Equal values of T encode to equal bytes (encoding/json sorts
-// map keys), so the common case costs one decode and one encode.
-func readsAs[T any](out []byte, cur any, curJSON []byte) error {
+// requires the result to be the value the policy checked (whose encoding
+// is cur). The merge keeps what T does not know and only that, so this
+// holds by construction; it is checked anyway on every write, because the
+// day it does not hold, runc would start a container nobody checked.
+// Equal values of T encode to equal bytes (encoding/json sorts map keys),
+// so this costs one decode and one encode.
+func readsAs[T any](out, cur []byte) error {
 	var v T
 	if err := json.Unmarshal(out, &v); err != nil {
 		return fmt.Errorf("the rewritten document does not decode: %w; refusing to write it", err)
 	}
-	gotJSON, err := json.Marshal(&v)
-	if err != nil {
-		return fmt.Errorf("encode: %w", err)
-	}
-	if bytes.Equal(gotJSON, curJSON) {
-		return nil
-	}
-	got, err := decodeTree(gotJSON)
+	got, err := encodeJSON(&v)
 	if err != nil {
 		return err
 	}
-	p := firstDiff(got, cur, "$")
+	if bytes.Equal(got, cur) {
+		return nil
+	}
+	gotTree, err := decodeTree(got)
+	if err != nil {
+		return err
+	}
+	curTree, err := decodeTree(cur)
+	if err != nil {
+		return err
+	}
+	p := firstDiff(gotTree, curTree, "$")
 	if p == "" {
 		p = "$"
 	}
@@ -228,14 +238,14 @@ func (d *Document[T]) Save() (bool, error) {
 	RemoveStaleTemps(d.Path)
 	// One encoding of Value serves both the change test and the merge:
 	// this runs on every container start.
-	cur, curJSON, err := toTree(d.Value)
+	cur, err := encodeJSON(d.Value)
 	if err != nil {
 		return false, err
 	}
-	if reflect.DeepEqual(cur, d.base) {
+	if bytes.Equal(cur, d.base) {
 		return false, nil
 	}
-	out, err := d.marshalTree(cur, curJSON)
+	out, err := d.merged(cur)
 	if err != nil {
 		return false, err
 	}
@@ -306,70 +316,6 @@ func decodeTree(raw []byte) (any, error) {
 		return nil, errTrailing
 	}
 	return v, nil
-}
-
-// toTree is v as a generic tree, and as the JSON it was made from.
-func toTree(v any) (any, []byte, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, nil, fmt.Errorf("encode: %w", err)
-	}
-	// encoding/json's output is valid JSON with unique keys: the walk
-	// builds its tree without json.Decoder's cost.
-	w := &keyWalker{raw: b, trusted: true}
-	t, err := w.value(nil)
-	return t, b, err
-}
-
-// merge is a three-way merge: orig is the file, base is what the typed
-// decode saw of it, cur is the typed value now. Wherever base and cur agree
-// orig wins, which is what keeps unknown fields and original spellings.
-func merge(orig, base, cur any) any {
-	if reflect.DeepEqual(base, cur) {
-		return orig
-	}
-	switch c := cur.(type) {
-	case map[string]any:
-		o, ok1 := orig.(map[string]any)
-		b, ok2 := base.(map[string]any)
-		if !ok1 || !ok2 {
-			return cur
-		}
-		out := make(map[string]any, len(o)+len(c))
-		for k, v := range o {
-			out[k] = v
-		}
-		for k, cv := range c {
-			ov, inOrig := o[k]
-			bv, inBase := b[k]
-			if inOrig && inBase {
-				out[k] = merge(ov, bv, cv)
-			} else {
-				out[k] = cv
-			}
-		}
-		for k := range b {
-			if _, still := c[k]; !still {
-				delete(out, k)
-			}
-		}
-		return out
-	case []any:
-		o, ok1 := orig.([]any)
-		b, ok2 := base.([]any)
-		// Element-wise only when nothing was added or removed; otherwise
-		// positions no longer correspond and the new list wins.
-		if !ok1 || !ok2 || len(o) != len(b) || len(b) != len(c) {
-			return cur
-		}
-		out := make([]any, len(c))
-		for i := range c {
-			out[i] = merge(o[i], b[i], c[i])
-		}
-		return out
-	default:
-		return cur
-	}
 }
 
 // tempPrefix is how every temporary file of path's writers begins.

@@ -1,6 +1,7 @@
 package bundle
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,8 +23,7 @@ import (
 // refuses every such document while it builds that tree, so that what the
 // policy checks is what every runtime reads.
 
-// decodeChecked decodes raw into a generic tree (numbers as json.Number)
-// and refuses, naming the JSON path:
+// checkKeys walks raw and refuses, naming the JSON path:
 //   - a key given twice in one object;
 //   - two keys of one object that fold to the same name, except in a JSON
 //     object that the typed target decodes into a Go map: a map's keys are
@@ -34,22 +34,26 @@ import (
 //
 // Keys that match no field (fields of a newer runtime-spec) pass, and
 // their objects are checked as if they were structs, since a newer
-// runtime may decode them into one.
-func decodeChecked(raw []byte, t reflect.Type) (any, error) {
+// runtime may decode them into one. The walk builds nothing: it runs on
+// every container start, and the rewrite merges into the raw bytes.
+func checkKeys(raw []byte, t reflect.Type) error {
 	// encoding/json's validator first: it allocates nothing, and the walk
 	// below, which needs a valid document, is much cheaper than
 	// json.Decoder.Token.
 	if !json.Valid(raw) {
 		if _, err := decodeTree(raw); err != nil {
 			if err == errTrailing {
-				return nil, err
+				return err
 			}
-			return nil, fmt.Errorf("invalid JSON: %w", err)
+			return fmt.Errorf("invalid JSON: %w", err)
 		}
-		return nil, errors.New("invalid JSON")
+		return errors.New("invalid JSON")
 	}
 	w := &keyWalker{raw: raw}
-	return w.value(t)
+	if w.next() != '{' {
+		return errors.New("the document must be a JSON object")
+	}
+	return w.object(t)
 }
 
 // keyError is a document that decoders would read differently.
@@ -59,31 +63,45 @@ func (e *keyError) Error() string { return e.msg }
 
 func keyErrorf(format string, a ...any) error { return &keyError{fmt.Sprintf(format, a...)} }
 
-// keyWalker reads a document that json.Valid accepted, building the same
-// tree as a json.Decoder with UseNumber.
+// keyWalker reads a document that json.Valid accepted.
 type keyWalker struct {
 	raw []byte
 	i   int
-	// trusted skips the key checks: the document is encoding/json's own
-	// output (see toTree).
-	trusted bool
 	// at is the path to the value being read; its string is only built
 	// for an error, since this runs on every container start.
 	at []pathElem
+	// keys holds the keys of the objects being read, innermost last, and
+	// folds their folded spellings: stacks, so that a few allocations
+	// serve the whole walk.
+	keys  []walkedKey
+	folds []byte
 }
 
+// walkedKey is one key of an object: as decoded, and where its folded
+// spelling (encoding/json's field-name match) lies in keyWalker.folds.
+type walkedKey struct {
+	key        []byte
+	foldStart  int
+	foldLength int
+}
+
+// manyKeys is where an object's duplicate test moves from a scan of its
+// keys to a map, so that a hostile object of 100,000 keys costs linear
+// time.
+const manyKeys = 32
+
 type pathElem struct {
-	key   string
-	index int // for an array element; key is "" then
+	key   []byte
+	index int // for an array element; key is nil then
 }
 
 func (w *keyWalker) path() string {
 	p := "$"
 	for _, e := range w.at {
-		if e.key == "" {
+		if e.key == nil {
 			p = fmt.Sprintf("%s[%d]", p, e.index)
 		} else {
-			p = childPath(p, e.key)
+			p = childPath(p, string(e.key))
 		}
 	}
 	return p
@@ -108,130 +126,167 @@ func (w *keyWalker) next() byte {
 	return c
 }
 
-func (w *keyWalker) value(t reflect.Type) (any, error) {
+func (w *keyWalker) value(t reflect.Type) error {
 	switch c := w.next(); c {
 	case '{':
 		return w.object(t)
 	case '[':
 		return w.array(t)
 	case '"':
-		return w.str()
-	case 't':
+		w.skipString()
+		return nil
+	case 't', 'n':
 		w.i += 3
-		return true, nil
+		return nil
 	case 'f':
 		w.i += 4
-		return false, nil
-	case 'n':
-		w.i += 3
-		return nil, nil
+		return nil
 	}
-	start := w.i - 1
 	for w.i < len(w.raw) && strings.IndexByte("+-.eE0123456789", w.raw[w.i]) >= 0 {
 		w.i++
 	}
-	return json.Number(w.raw[start:w.i]), nil
+	return nil
 }
 
-// str reads a string whose opening quote was consumed. A string with an
-// escape goes through encoding/json, so that escapes (and lone
-// surrogates, which become U+FFFD) read exactly as runc reads them.
-func (w *keyWalker) str() (string, error) {
-	start, escaped := w.i-1, false
-	for w.raw[w.i] != '"' {
-		if w.raw[w.i] == '\\' {
-			escaped = true
-			w.i++
+// skipString moves past a string whose opening quote was consumed and
+// reports whether it holds an escape. It jumps from quote to quote
+// (bytes.IndexByte is vectorised): a hardened config.json carries a
+// seccomp profile of some 20 KB, mostly strings, that the merge skips.
+func (w *keyWalker) skipString() (escaped bool) {
+	for {
+		j := bytes.IndexByte(w.raw[w.i:], '"')
+		seg := w.raw[w.i : w.i+j]
+		k := bytes.IndexByte(seg, '\\')
+		if k < 0 {
+			w.i += j + 1
+			return escaped
 		}
-		w.i++
+		// Past the escaped byte: an escaped quote does not end the string.
+		escaped = true
+		w.i += k + 2
 	}
-	w.i++
-	if !escaped {
-		return string(w.raw[start+1 : w.i-1]), nil
+}
+
+// key reads an object key whose opening quote was consumed. A key with
+// an escape goes through encoding/json, so that escapes (and lone
+// surrogates, which become U+FFFD) read exactly as runc reads them; any
+// other is the document's own bytes.
+func (w *keyWalker) key() ([]byte, error) {
+	start := w.i - 1
+	if !w.skipString() {
+		return w.raw[start+1 : w.i-1], nil
 	}
 	var s string
 	err := json.Unmarshal(w.raw[start:w.i], &s)
-	return s, err
+	return []byte(s), err
 }
 
-func (w *keyWalker) object(t reflect.Type) (any, error) {
+func (w *keyWalker) fold(k walkedKey) []byte { return w.folds[k.foldStart : k.foldStart+k.foldLength] }
+
+func (w *keyWalker) object(t reflect.Type) error {
 	t = indirect(t)
 	var fields *typeFields
 	isMap := t != nil && t.Kind() == reflect.Map
 	if t != nil && t.Kind() == reflect.Struct {
 		fields = fieldsOf(t)
 	}
-	out := map[string]any{}
-	folded := map[string]string{}
 	w.space()
 	if w.raw[w.i] == '}' {
 		w.i++
-		return out, nil
+		return nil
 	}
+	first, firstFold := len(w.keys), len(w.folds)
+	defer func() { w.keys, w.folds = w.keys[:first], w.folds[:firstFold] }()
+	var seen map[string]bool // the object's keys, once there are many
+	var folded map[string]string
 	for {
 		w.next() // '"'
-		key, err := w.str()
+		key, err := w.key()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		w.next() // ':'
-		if _, dup := out[key]; dup {
-			return nil, keyErrorf("key %q at %s appears twice (Go's decoder takes the last, others the first); remove one", key, w.path())
+		k := walkedKey{key: key, foldStart: len(w.folds)}
+		if !isMap {
+			w.folds = appendFold(w.folds, key)
+			k.foldLength = len(w.folds) - k.foldStart
 		}
-		var elem reflect.Type // nil: a value no field describes
-		if w.trusted {
-			// no checks
-		} else if isMap {
-			elem = t.Elem()
-		} else {
-			f := foldKey(key)
-			if other, ok := folded[f]; ok {
-				return nil, keyErrorf("key %q at %s collides with %q under case folding; remove one", key, w.path(), other)
+		f := w.fold(k)
+		own := w.keys[first:]
+		if seen == nil && len(own) >= manyKeys {
+			seen, folded = make(map[string]bool, 2*len(own)), make(map[string]string, 2*len(own))
+			for _, o := range own {
+				seen[string(o.key)] = true
+				folded[string(w.fold(o))] = string(o.key)
 			}
-			folded[f] = key
-			if fields != nil {
-				if ft, exact := fields.types[key]; exact {
-					elem = ft
-				} else if name, ok := fields.byFold[f]; ok {
-					return nil, keyErrorf("key %q at %s is not spelled like the field %q (runc would read it, crun would not); write %q", key, w.path(), name, name)
+		}
+		dup, other, collides := false, "", false
+		if seen != nil {
+			dup = seen[string(key)]
+			other, collides = folded[string(f)]
+		} else {
+			for _, o := range own {
+				dup = dup || bytes.Equal(o.key, key)
+				if !collides && !isMap && bytes.Equal(w.fold(o), f) {
+					other, collides = string(o.key), true
 				}
 			}
 		}
+		if dup {
+			return keyErrorf("key %q at %s appears twice (Go's decoder takes the last, others the first); remove one", key, w.path())
+		}
+		var elem reflect.Type // nil: a value no field describes
+		if isMap {
+			elem = t.Elem()
+		} else {
+			if collides {
+				return keyErrorf("key %q at %s collides with %q under case folding; remove one", key, w.path(), other)
+			}
+			if fields != nil {
+				if ft, exact := fields.types[string(key)]; exact {
+					elem = ft
+				} else if name, ok := fields.byFold[string(f)]; ok {
+					return keyErrorf("key %q at %s is not spelled like the field %q (runc would read it, crun would not); write %q", key, w.path(), name, name)
+				}
+			}
+		}
+		if seen != nil {
+			seen[string(key)] = true
+			if !isMap {
+				folded[string(f)] = string(key)
+			}
+		}
+		w.keys = append(w.keys, k)
 		w.at = append(w.at, pathElem{key: key})
-		v, err := w.value(elem)
-		if err != nil {
-			return nil, err
+		if err := w.value(elem); err != nil {
+			return err
 		}
 		w.at = w.at[:len(w.at)-1]
-		out[key] = v
 		if w.next() == '}' {
-			return out, nil
+			return nil
 		}
 	}
 }
 
-func (w *keyWalker) array(t reflect.Type) (any, error) {
+func (w *keyWalker) array(t reflect.Type) error {
 	t = indirect(t)
 	var elem reflect.Type
 	if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
 		elem = t.Elem()
 	}
-	out := []any{}
 	w.space()
 	if w.raw[w.i] == ']' {
 		w.i++
-		return out, nil
+		return nil
 	}
 	for i := 0; ; i++ {
 		w.at = append(w.at, pathElem{index: i})
-		v, err := w.value(elem)
-		if err != nil {
-			return nil, err
+		if err := w.value(elem); err != nil {
+			return err
 		}
 		w.at = w.at[:len(w.at)-1]
-		out = append(out, v)
 		if w.next() == ']' {
-			return out, nil
+			return nil
 		}
 	}
 }
@@ -269,15 +324,30 @@ func isIdent(s string) bool {
 // upper case, any other rune to the smallest rune of its simple folding
 // orbit. Two keys fold alike exactly when bytes.EqualFold says so, which is
 // also what the Go 1.19 decoder of runc 1.1 used for field names.
-func foldKey(s string) string {
-	var b strings.Builder
-	b.Grow(len(s))
-	for _, r := range s {
+func foldKey(s string) string { return string(appendFold(nil, []byte(s))) }
+
+func appendFold(dst, key []byte) []byte {
+	for _, c := range key {
+		if c >= utf8.RuneSelf {
+			return appendFoldRunes(dst, key)
+		}
+	}
+	for _, c := range key {
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+func appendFoldRunes(dst, key []byte) []byte {
+	for _, r := range string(key) {
 		if r < utf8.RuneSelf {
 			if 'a' <= r && r <= 'z' {
 				r -= 'a' - 'A'
 			}
-			b.WriteRune(r)
+			dst = append(dst, byte(r))
 			continue
 		}
 		for {
@@ -288,9 +358,9 @@ func foldKey(s string) string {
 			}
 			r = r2
 		}
-		b.WriteRune(r)
+		dst = utf8.AppendRune(dst, r)
 	}
-	return b.String()
+	return dst
 }
 
 type typeFields struct {
@@ -304,7 +374,8 @@ func fieldsOf(t reflect.Type) *typeFields {
 	if f, ok := fieldCache.Load(t); ok {
 		return f.(*typeFields)
 	}
-	tf := &typeFields{byFold: map[string]string{}, types: map[string]reflect.Type{}}
+	n := t.NumField()
+	tf := &typeFields{byFold: make(map[string]string, n), types: make(map[string]reflect.Type, n)}
 	collectFields(t, tf, 0)
 	fieldCache.Store(t, tf)
 	return tf
@@ -342,8 +413,8 @@ func collectFields(t reflect.Type, tf *typeFields, depth int) {
 			continue
 		}
 		tf.types[name] = sf.Type
-		if _, taken := tf.byFold[foldKey(name)]; !taken {
-			tf.byFold[foldKey(name)] = name
+		if f := foldKey(name); tf.byFold[f] == "" {
+			tf.byFold[f] = name
 		}
 	}
 	for _, et := range embedded {

@@ -141,9 +141,10 @@ func TestRewriteThatReadsDifferentlyIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// encoding/json writes "Process" before "process" and decodes both
-	// into one struct: what "process" does not set, "Process" does.
-	d.tree.(map[string]any)["Process"] = map[string]any{"apparmorProfile": "unconfined"}
+	// A merge that let "Process" through (checkKeys refuses it in a file):
+	// encoding/json decodes both keys into one struct, so what "process"
+	// does not set, "Process" does.
+	d.raw = []byte(`{"Process":{"apparmorProfile":"unconfined"},"process":{"cwd":"/","user":{"uid":0,"gid":0}}}`)
 	d.Value.Process.User.UID = 1000
 	_, err = d.Marshal()
 	if err == nil || !strings.Contains(err.Error(), "would read differently from what the policy checked, at $.process.apparmorProfile") {

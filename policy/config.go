@@ -9,14 +9,12 @@ import (
 	"io/fs"
 	"os"
 	"reflect"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
 
 	"github.com/secrun/secrun/internal/safefile"
-	"github.com/secrun/secrun/profiles"
 	"github.com/secrun/secrun/spec"
 	"sigs.k8s.io/yaml"
 )
@@ -52,6 +50,9 @@ type Config struct {
 	Source string `json:"-"`
 	// policies holds the validated policies, presets included.
 	policies map[string]*Policy
+	// lazy: policies holds only those Policy was asked for (the
+	// wrapper's load, see LoadWrapperConfig).
+	lazy bool
 }
 
 // Presets are the built-in policy names, in order of strictness.
@@ -61,7 +62,16 @@ var Presets = []string{"privileged", "baseline", "restricted"}
 // /etc/secrun/config.yaml. A missing default file means "built-in presets
 // only"; a missing file that was named explicitly, or any file that cannot
 // be read or parsed, is an error, so that secrun fails closed.
-func LoadConfig() (*Config, error) {
+func LoadConfig() (*Config, error) { return loadConfig(false) }
+
+// LoadWrapperConfig is LoadConfig as the wrapper needs it on every
+// container start: the file is read and its top level checked as by
+// LoadConfig, but a policy is decoded and validated only when Policy asks
+// for it. A broken policy still refuses every container that asks for it,
+// and only those; secrunctl check and install validate them all.
+func LoadWrapperConfig() (*Config, error) { return loadConfig(true) }
+
+func loadConfig(lazy bool) (*Config, error) {
 	path := os.Getenv(ConfigEnv)
 	explicit := path != ""
 	if !explicit {
@@ -69,7 +79,7 @@ func LoadConfig() (*Config, error) {
 	}
 	b, err := readLimited(path)
 	if errors.Is(err, fs.ErrNotExist) && !explicit {
-		c, err := ParseConfig(nil)
+		c, err := parseConfig(nil, lazy)
 		if err != nil {
 			return nil, err
 		}
@@ -79,7 +89,7 @@ func LoadConfig() (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("secrun configuration: %w", err)
 	}
-	c, err := ParseConfig(b)
+	c, err := parseConfig(b, lazy)
 	if err != nil {
 		return nil, fmt.Errorf("secrun configuration %s: %w", path, err)
 	}
@@ -108,8 +118,10 @@ func readLimited(path string) ([]byte, error) {
 
 // ParseConfig parses and validates a configuration document (YAML or JSON).
 // Unknown fields are errors that name the field and a likely spelling.
-func ParseConfig(b []byte) (*Config, error) {
-	c := &Config{}
+func ParseConfig(b []byte) (*Config, error) { return parseConfig(b, false) }
+
+func parseConfig(b []byte, lazy bool) (*Config, error) {
+	c := &Config{lazy: lazy}
 	if len(bytes.TrimSpace(b)) > 0 {
 		if err := strictYAML(b, c, configFields()); err != nil {
 			return nil, err
@@ -128,11 +140,22 @@ func ParseConfig(b []byte) (*Config, error) {
 		c.SeccompProfileRoot = spec.DefaultSeccompProfileRoot
 	}
 	c.policies = map[string]*Policy{}
+	for name := range c.Policies {
+		if !validPolicyName(name) {
+			return nil, fmt.Errorf("policies.%s: a policy name may hold only a-z, 0-9 and '-' (it becomes part of the binary name secrun-<policy>)", name)
+		}
+	}
+	if lazy {
+		if !slices.Contains(Presets, c.DefaultPolicy) && c.Policies[c.DefaultPolicy] == nil {
+			return nil, fmt.Errorf("defaultPolicy %q is not defined; define it under policies or use one of %s", c.DefaultPolicy, strings.Join(c.PolicyNames(), ", "))
+		}
+		return c, nil
+	}
 	for _, name := range Presets {
 		if _, overridden := c.Policies[name]; overridden {
 			continue
 		}
-		p, err := presetPolicy(name, 0)
+		p, err := presetPolicy(name)
 		if err != nil {
 			return nil, err
 		}
@@ -140,9 +163,6 @@ func ParseConfig(b []byte) (*Config, error) {
 		c.policies[name] = p
 	}
 	for name, raw := range c.Policies {
-		if !validPolicyName(name) {
-			return nil, fmt.Errorf("policies.%s: a policy name may hold only a-z, 0-9 and '-' (it becomes part of the binary name secrun-<policy>)", name)
-		}
 		p, err := layeredPolicy(name, raw)
 		if err != nil {
 			return nil, fmt.Errorf("policies.%s: %w", name, err)
@@ -160,31 +180,37 @@ func ParseConfig(b []byte) (*Config, error) {
 	return c, nil
 }
 
-var policyNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
-
-func validPolicyName(n string) bool { return len(n) <= 63 && policyNameRE.MatchString(n) }
+// validPolicyName: ^[a-z0-9]([a-z0-9-]*[a-z0-9])?$, at most 63 bytes (a
+// DNS label, as a RuntimeClass handler is).
+func validPolicyName(n string) bool {
+	if n == "" || len(n) > 63 || n[0] == '-' || n[len(n)-1] == '-' {
+		return false
+	}
+	for _, c := range []byte(n) {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // layeredPolicy decodes raw on top of its preset: fields the admin leaves
 // out keep the preset's value.
 func layeredPolicy(name string, raw json.RawMessage) (*Policy, error) {
-	var head struct {
-		Preset string `json:"preset"`
-	}
-	if err := json.Unmarshal(raw, &head); err != nil {
+	keys, base, err := policyKeys(raw)
+	if err != nil {
 		return nil, fmt.Errorf("must be a mapping of policy fields: %w", err)
 	}
-	base := head.Preset
 	if base == "" && slices.Contains(Presets, name) {
 		base = name
 	}
 	p := &Policy{}
 	if base != "" {
-		var err error
-		if p, err = presetPolicy(base, 0); err != nil {
+		if p, err = presetPolicy(base); err != nil {
 			return nil, err
 		}
 	}
-	if err := overlayJSON(raw, p); err != nil {
+	if err := overlayJSON(raw, keys, p); err != nil {
 		return nil, err
 	}
 	p.Name = name
@@ -192,59 +218,27 @@ func layeredPolicy(name string, raw json.RawMessage) (*Policy, error) {
 	return p, nil
 }
 
-// presetPolicy loads a built-in preset, following its own preset chain.
-func presetPolicy(name string, depth int) (*Policy, error) {
-	if depth > len(Presets) {
-		return nil, fmt.Errorf("preset %s: presets refer to each other in a loop", name)
-	}
-	j, err := presetJSON(name)
-	if err != nil {
-		return nil, err
-	}
-	var head struct {
-		Preset string `json:"preset"`
-	}
-	_ = json.Unmarshal(j, &head)
-	p := &Policy{}
-	if head.Preset != "" {
-		if p, err = presetPolicy(head.Preset, depth+1); err != nil {
-			return nil, err
-		}
-	}
-	if err := overlayJSON(j, p); err != nil {
-		return nil, fmt.Errorf("preset %s: %w", name, err)
-	}
-	p.Name, p.Preset = name, head.Preset
-	if p.Preset == "" {
-		p.Preset = name
-	}
-	return p, nil
-}
-
-// presetDocs caches each preset's YAML as JSON: a create parses the
-// configuration once, but presets are layered under several policies and
-// under each other, and YAML is the slow part.
-var presetDocs sync.Map // name -> []byte
-
-func presetJSON(name string) ([]byte, error) {
-	if j, ok := presetDocs.Load(name); ok {
-		return j.([]byte), nil
-	}
-	b, err := profiles.Policies.ReadFile("policies/" + name + ".yaml")
-	if err != nil {
+// presetPolicy is a built-in preset, its preset chain resolved: Go
+// values generated from profiles/policies/<name>.yaml and tested equal to
+// what the YAML decodes to (presets_test.go), so that a create decodes no
+// preset. The caller owns the result.
+func presetPolicy(name string) (*Policy, error) {
+	p, ok := generatedPreset(name)
+	if !ok {
 		return nil, fmt.Errorf("preset %q is unknown; use one of %s", name, strings.Join(Presets, ", "))
 	}
-	j, err := yaml.YAMLToJSON(b)
-	if err != nil {
-		return nil, fmt.Errorf("preset %s: %w", name, err)
-	}
-	presetDocs.Store(name, j)
-	return j, nil
+	return p, nil
 }
 
 // Policy returns the named policy.
 func (c *Config) Policy(name string) (*Policy, error) {
 	p, ok := c.policies[name]
+	if !ok && c.lazy {
+		var err error
+		if p, ok, err = c.buildPolicy(name); err != nil {
+			return nil, err
+		}
+	}
 	if !ok {
 		msg := fmt.Sprintf("policy %q is not defined in %s", name, c.Source)
 		if s := spec.Suggest(name, c.PolicyNames()); s != "" {
@@ -257,14 +251,44 @@ func (c *Config) Policy(name string) (*Policy, error) {
 	return p, nil
 }
 
+// buildPolicy decodes and validates one policy of a lazy configuration,
+// as ParseConfig does for all of them.
+func (c *Config) buildPolicy(name string) (*Policy, bool, error) {
+	var p *Policy
+	var err error
+	if raw, ok := c.Policies[name]; ok {
+		if p, err = layeredPolicy(name, raw); err != nil {
+			return nil, false, fmt.Errorf("secrun configuration %s: policies.%s: %w", c.Source, name, err)
+		}
+	} else if slices.Contains(Presets, name) {
+		if p, err = presetPolicy(name); err != nil {
+			return nil, false, err
+		}
+		p.Name = name
+	} else {
+		return nil, false, nil
+	}
+	if err := p.Validate(); err != nil {
+		return nil, false, fmt.Errorf("secrun configuration %s: %w", c.Source, err)
+	}
+	c.policies[name] = p
+	return p, true, nil
+}
+
 // PolicyNames lists the defined policies, sorted.
 func (c *Config) PolicyNames() []string {
-	out := make([]string, 0, len(c.policies))
+	out := make([]string, 0, len(c.policies)+len(c.Policies)+len(Presets))
 	for n := range c.policies {
 		out = append(out, n)
 	}
+	if c.lazy {
+		for n := range c.Policies {
+			out = append(out, n)
+		}
+		out = append(out, Presets...)
+	}
 	sort.Strings(out)
-	return out
+	return slices.Compact(out)
 }
 
 // RuntimeFor is the delegate runtime for p.
@@ -288,22 +312,33 @@ func strictYAML(b []byte, v any, fields []string) error {
 // reset, encoding/json decodes into the inherited elements and keeps
 // their fields the document leaves out (an allowedDevices entry without
 // access would inherit the preset's "m").
-func overlayJSON(j []byte, p *Policy) error {
-	var keys map[string]json.RawMessage
-	if err := json.Unmarshal(j, &keys); err == nil {
-		v := reflect.ValueOf(p).Elem()
-		t := v.Type()
-		for i := 0; i < t.NumField(); i++ {
-			name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
-			if _, ok := keys[name]; ok && t.Field(i).Type.Kind() == reflect.Slice {
-				v.Field(i).SetZero()
-			}
+func overlayJSON(j []byte, keys map[string]json.RawMessage, p *Policy) error {
+	v := reflect.ValueOf(p).Elem()
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if _, ok := keys[name]; ok && t.Field(i).Type.Kind() == reflect.Slice {
+			v.Field(i).SetZero()
 		}
 	}
 	return strictJSON(j, p, policyFields())
 }
 
-var unknownFieldRE = regexp.MustCompile(`unknown field "([^"]*)"`)
+// policyKeys reads a policy document's top level once: its keys (for the
+// lists overlayJSON replaces) and the preset it layers on.
+func policyKeys(j []byte) (map[string]json.RawMessage, string, error) {
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(j, &keys); err != nil {
+		return nil, "", err
+	}
+	var preset string
+	if raw, ok := keys["preset"]; ok {
+		if err := json.Unmarshal(raw, &preset); err != nil {
+			return nil, "", fmt.Errorf("preset: %w", err)
+		}
+	}
+	return keys, preset, nil
+}
 
 // strictJSON decodes refusing unknown fields, and turns encoding/json's
 // message into one that names the field and its likely spelling.
@@ -311,9 +346,9 @@ func strictJSON(j []byte, v any, fields []string) error {
 	dec := json.NewDecoder(bytes.NewReader(j))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		if m := unknownFieldRE.FindStringSubmatch(err.Error()); m != nil {
-			msg := fmt.Sprintf("unknown field %q", m[1])
-			if s := spec.Suggest(m[1], fields); s != "" {
+		if field, ok := unknownField(err); ok {
+			msg := fmt.Sprintf("unknown field %q", field)
+			if s := spec.Suggest(field, fields); s != "" {
 				msg += fmt.Sprintf(": did you mean %s?", s)
 			}
 			return errors.New(msg)
@@ -325,6 +360,16 @@ func strictJSON(j []byte, v any, fields []string) error {
 		return err
 	}
 	return nil
+}
+
+// unknownField is the field of encoding/json's `json: unknown field "x"`.
+func unknownField(err error) (string, bool) {
+	_, rest, ok := strings.Cut(err.Error(), `unknown field "`)
+	if !ok {
+		return "", false
+	}
+	field, _, ok := strings.Cut(rest, `"`)
+	return field, ok
 }
 
 // jsonFieldNames lists the JSON names of a struct's fields, for "did you

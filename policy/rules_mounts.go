@@ -189,9 +189,9 @@ func checkMounts(p *Policy, env *Env, s *specs.Spec) []Finding {
 	rootfs := rootfsPath(env, s)
 	procs := 0
 	for i, m := range s.Mounts {
-		field := fmt.Sprintf("mounts[%d]", i)
 		add := func(sub, problem, fix string) {
-			out = append(out, Finding{Field: field + sub, Problem: problem, Fix: fix})
+			// The field is built only for a finding: this runs on every create.
+			out = append(out, Finding{Field: fmt.Sprintf("mounts[%d]", i) + sub, Problem: problem, Fix: fix})
 		}
 		bind := isBind(m)
 		dest := m.Destination
@@ -225,7 +225,7 @@ func checkMounts(p *Policy, env *Env, s *specs.Spec) []Finding {
 			if resolved != want {
 				add("", fmt.Sprintf("%s mounted at %s; the runtime mounts it only at %s", m.Type, resolved, want), "remove the extra mount")
 			} else if !mountReadonly(m) {
-				out = append(out, Finding{Field: field + ".options", Fixable: env != nil && env.sandbox,
+				out = append(out, Finding{Field: fmt.Sprintf("mounts[%d].options", i), Fixable: env != nil && env.sandbox,
 					Problem: fmt.Sprintf("%s at %s is writable, which lets the container change host kernel and cgroup settings", m.Type, want),
 					Fix:     "mount it read-only (only privileged containers get it writable)"})
 			}

@@ -36,14 +36,15 @@ func checkHostNamespaces(p *Policy, _ *Env, s *specs.Spec) []Finding {
 	seen := map[specs.LinuxNamespaceType]bool{}
 	if s.Linux != nil {
 		for i, ns := range s.Linux.Namespaces {
-			field := fmt.Sprintf("linux.namespaces[%d]", i)
+			// Built only for a finding: this runs on every create.
+			field := func() string { return fmt.Sprintf("linux.namespaces[%d]", i) }
 			switch {
 			case !spec.KnownNamespaceType(ns.Type):
-				out = append(out, Finding{Field: field + ".type", Kubernetes: "pod",
+				out = append(out, Finding{Field: field() + ".type", Kubernetes: "pod",
 					Problem: fmt.Sprintf("namespace type %q is unknown to runc", ns.Type),
 					Fix:     "use one of pid, network, mount, ipc, uts, user, cgroup, time"})
 			case seen[ns.Type]:
-				out = append(out, Finding{Field: field + ".type", Kubernetes: "pod",
+				out = append(out, Finding{Field: field() + ".type", Kubernetes: "pod",
 					Problem: fmt.Sprintf("the %s namespace is listed twice", ns.Type),
 					Fix:     "list each namespace type once"})
 			}
@@ -52,6 +53,9 @@ func checkHostNamespaces(p *Policy, _ *Env, s *specs.Spec) []Finding {
 	}
 	for _, r := range requiredNamespaces {
 		ns := spec.Namespace(s, r.t)
+		if ns != nil && !spec.IsHostNamespace(r.t, ns.Path) {
+			continue
+		}
 		fix := "give the container its own " + string(r.t) + " namespace"
 		k8s := "pod"
 		if r.field != "" {

@@ -18,11 +18,10 @@ func checkSeccompFloor(p *Policy, env *Env, s *specs.Spec) []Finding {
 	if p.SeccompFloor != spec.SeccompRuntimeDefault || !spec.Confined(s) || (p.AllowPrivileged && spec.LooksPrivileged(s)) {
 		return nil
 	}
-	floor, err := spec.RuntimeDefaultFor(s)
+	why, err := spec.SeccompWithinRuntimeDefaultFor(s.Linux.Seccomp, s)
 	if err != nil {
 		return []Finding{{Field: "linux.seccomp", Problem: "RuntimeDefault cannot be generated to compare with: " + err.Error(), Fix: "report this as a secrun bug"}}
 	}
-	why := spec.SeccompWithinRuntimeDefault(s.Linux.Seccomp, floor)
 	if len(why) == 0 {
 		return nil
 	}
@@ -51,8 +50,8 @@ func (e *Env) originalWithinFloor(s *specs.Spec) bool {
 		return false
 	}
 	orig := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: e.originalCaps}}}
-	floor, err := spec.RuntimeDefaultFor(orig)
-	return err == nil && len(spec.SeccompWithinRuntimeDefault(s.Linux.Seccomp, floor)) == 0
+	why, err := spec.SeccompWithinRuntimeDefaultFor(s.Linux.Seccomp, orig)
+	return err == nil && len(why) == 0
 }
 
 // checkOOMScoreAdj: the kubelet gives containers oom_score_adj from -997

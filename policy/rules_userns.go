@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -15,10 +14,20 @@ import (
 	"github.com/secrun/secrun/spec"
 )
 
-// procNSUser is how CRI runtimes name the user namespace of a Pod's
-// sandbox when a container joins it: /proc/<pid>/ns/user, whose mappings
-// are then readable in /proc/<pid>/{uid,gid}_map.
-var procNSUser = regexp.MustCompile(`^/proc/([0-9]+)/ns/user$`)
+// procNSUserPID is the pid of /proc/<pid>/ns/user, how CRI runtimes name
+// the user namespace of a Pod's sandbox when a container joins it; its
+// mappings are then readable in /proc/<pid>/{uid,gid}_map.
+func procNSUserPID(path string) (string, bool) {
+	rest, ok := strings.CutPrefix(path, "/proc/")
+	if !ok {
+		return "", false
+	}
+	pid, ok := strings.CutSuffix(rest, "/ns/user")
+	if !ok || pid == "" || strings.Trim(pid, "0123456789") != "" {
+		return "", false
+	}
+	return pid, true
+}
 
 // maxMappingFile bounds a /proc/<pid>/uid_map read: the kernel allows 340
 // lines of three numbers.
@@ -61,15 +70,15 @@ func checkUserNamespace(p *Policy, env *Env, s *specs.Spec) []Finding {
 			return out
 		}
 	} else if ns.Path != "" {
-		m := procNSUser.FindStringSubmatch(ns.Path)
-		if m == nil {
+		pid, ok := procNSUserPID(ns.Path)
+		if !ok {
 			bad("linux.namespaces[type=user].path",
 				fmt.Sprintf("the user namespace %s is joined by a path whose mappings secrun cannot read", ns.Path),
 				"join a Pod's user namespace as /proc/<pid>/ns/user, as containerd and CRI-O do")
 			return out
 		}
-		uid, err1 := readMappings("/proc/" + m[1] + "/uid_map")
-		gid, err2 := readMappings("/proc/" + m[1] + "/gid_map")
+		uid, err1 := readMappings("/proc/" + pid + "/uid_map")
+		gid, err2 := readMappings("/proc/" + pid + "/gid_map")
 		if err1 != nil || err2 != nil {
 			bad("linux.namespaces[type=user].path",
 				fmt.Sprintf("the mappings of user namespace %s cannot be read: %v", ns.Path, cmp.Or(err1, err2)),

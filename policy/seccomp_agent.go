@@ -6,13 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"runtime"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
-	"github.com/secrun/secrun/internal/seccompnames"
+	"github.com/secrun/secrun/internal/syscalls"
 	"github.com/secrun/secrun/spec"
 )
 
@@ -148,11 +147,11 @@ func (p *Policy) applySeccompAgent(env *Env, mode Mode, s *specs.Spec) ([]Change
 		}
 		return nil, fmt.Errorf("seccompAgent %s: %w; start the agent (secrunctl seccomp-agent, deploy/seccomp-agent/) or set seccompAgent.fallback: plain", am, err)
 	}
-	arch := seccompnames.Native(runtime.GOARCH)
-	names, err := seccompnames.Names(arch)
-	if err != nil {
-		return fail(err)
-	}
+	// Every name the native architecture has: the table is libseccomp's
+	// for the architecture secrun is built for (internal/syscalls), so
+	// 32-bit compat calls keep the profile's own answer (docs/seccomp-agent.md).
+	arch := syscalls.Arch
+	names := nativeSyscallNames()
 	reach := agentReachable
 	if env != nil && env.SeccompAgentReachable != nil {
 		reach = env.SeccompAgentReachable
@@ -207,4 +206,18 @@ func agentReachable(path string) error {
 		return fmt.Errorf("connect: %s", strings.TrimPrefix(err.Error(), "connect: "))
 	}
 	return nil
+}
+
+// nativeSyscallNames lists the names that are real syscalls of the
+// architecture; a name libseccomp knows only from others (a negative
+// number) would be a rule that matches nothing.
+func nativeSyscallNames() []string {
+	all := syscalls.All()
+	out := make([]string, 0, len(all))
+	for _, sc := range all {
+		if sc.Real() {
+			out = append(out, sc.Name)
+		}
+	}
+	return out
 }

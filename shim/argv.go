@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 )
 
@@ -67,7 +68,7 @@ func ParseArgs(args []string) (*Invocation, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := runcCommands[inv.Command]
+	c := lookupCommand(inv.Command)
 	if c == nil {
 		// Unknown subcommands fail in runc itself; "help" needs no policy.
 		return inv, nil
@@ -158,7 +159,7 @@ func parseGlobalArgs(inv *Invocation) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		def, ok := runcGlobalFlags[name]
+		def, ok := runcGlobalFlags()[name]
 		if !ok {
 			if !hasValue {
 				// runc rejects unknown flags. A newer runc's valued global
@@ -184,7 +185,7 @@ func parseGlobalArgs(inv *Invocation) ([]string, error) {
 		return nil, nil
 	}
 	cmd := args[i]
-	if trimmed := strings.TrimSpace(cmd); trimmed != cmd && runcCommands[trimmed] != nil {
+	if trimmed := strings.TrimSpace(cmd); trimmed != cmd && isRuncCommand(trimmed) {
 		return nil, fmt.Errorf("refusing subcommand %q: it has white space around it, which some runc versions strip", cmd)
 	}
 	inv.Command, inv.CommandIndex = cmd, i
@@ -486,8 +487,13 @@ type runcCommand struct {
 
 // The flag tables are the union of runc 1.1 through main. A name ending
 // in "=" takes a value; "a,b" lists a flag's long name and its alias.
-var (
-	runcGlobalFlags = newRuncFlags(map[string]flagID{
+// They are built on first use, and a command's only for that command:
+// secrun parses one command line per process, and maps built at init
+// would cost every container start.
+
+// runcGlobalFlags are runc's global flags.
+var runcGlobalFlags = sync.OnceValue(func() runcFlags {
+	return newRuncFlags(map[string]flagID{
 		"root": idRoot, "log": idLog, "log-format": idLogFormat, "debug": idDebug,
 		"systemd-cgroup": idSystemdCgroup, "rootless": idRootless,
 		"help": idGlobalHelp, "version": idVersion,
@@ -495,55 +501,92 @@ var (
 		"debug", "log=", "log-format=", "root=", "criu=", "systemd-cgroup", "rootless=",
 		"help,h", "version,v",
 	)
+})
 
-	runcCommands = newRuncCommands(map[string][]string{
-		"checkpoint": {"image-path=", "work-path=", "parent-path=", "leave-running", "tcp-established",
-			"tcp-skip-in-flight", "link-remap", "ext-unix-sk", "shell-job", "lazy-pages", "status-fd=",
-			"page-server=", "file-locks", "pre-dump", "manage-cgroups-mode=", "empty-ns=", "auto-dedup"},
-		"create": {"bundle,b=", "config=", "console-socket=", "pidfd-socket=", "pid-file=", "no-pivot",
-			"no-new-keyring", "preserve-fds="},
-		"delete": {"force,f"},
-		"events": {"interval=", "stats"},
-		"exec": {"console-socket=", "pidfd-socket=", "cwd=", "env,e=", "tty,t", "user,u=",
-			"additional-gids,g=", "process,p=", "detach,d", "pid-file=", "process-label=", "apparmor=",
-			"no-new-privs", "cap,c=", "preserve-fds=", "cgroup=", "ignore-paused"},
-		"features": {},
-		"kill":     {"all,a"},
-		"list":     {"format,f=", "quiet,q"},
-		"pause":    {},
-		"ps":       {"format,f="},
-		"restore": {"console-socket=", "image-path=", "work-path=", "tcp-established", "ext-unix-sk",
-			"shell-job", "file-locks", "manage-cgroups-mode=", "bundle,b=", "detach,d", "pid-file=",
-			"no-subreaper", "no-pivot", "empty-ns=", "auto-dedup", "lazy-pages", "lsm-profile=",
-			"lsm-mount-context="},
-		"resume": {},
-		"run": {"bundle,b=", "config=", "console-socket=", "pidfd-socket=", "detach,d", "keep",
-			"pid-file=", "no-subreaper", "no-pivot", "no-new-keyring", "preserve-fds="},
-		"spec":  {"bundle,b=", "rootless"},
-		"start": {},
-		"state": {},
-		"update": {"resources,r=", "blkio-weight=", "cpu-period=", "cpu-quota=", "cpu-burst=",
-			"cpu-share=", "cpu-rt-period=", "cpu-rt-runtime=", "cpuset-cpus=", "cpuset-mems=",
-			"kernel-memory=", "kernel-memory-tcp=", "memory=", "cpu-idle=", "memory-reservation=",
-			"memory-swap=", "pids-limit=", "l3-cache-schema=", "mem-bw-schema="},
-	}, "exec", "ps")
-
-	// commandFlagIDs only names flags whose meaning secrun needs; a
-	// command's own "rootless" (spec's) is not the global one.
-	commandFlagIDs = map[string]flagID{
-		"bundle": idBundle, "config": idConfig, "process": idProcess, "detach": idDetach,
-		"cap": idCap, "user": idUser, "additional-gids": idAdditionalGids,
-		"apparmor": idAppArmor, "process-label": idProcessLabel, "no-new-privs": idNoNewPrivs,
-		"cwd": idCwd, "help": idCommandHelp,
+// runcCommandFlags are a runc subcommand's own flags; ok is false for a
+// name that is no runc subcommand.
+func runcCommandFlags(name string) (flags []string, ok bool) {
+	switch name {
+	case "checkpoint":
+		return []string{"image-path=", "work-path=", "parent-path=", "leave-running", "tcp-established", "tcp-skip-in-flight", "link-remap", "ext-unix-sk", "shell-job", "lazy-pages", "status-fd=", "page-server=", "file-locks", "pre-dump", "manage-cgroups-mode=", "empty-ns=", "auto-dedup"}, true
+	case "create":
+		return []string{"bundle,b=", "config=", "console-socket=", "pidfd-socket=", "pid-file=", "no-pivot", "no-new-keyring", "preserve-fds="}, true
+	case "delete":
+		return []string{"force,f"}, true
+	case "events":
+		return []string{"interval=", "stats"}, true
+	case "exec":
+		return []string{"console-socket=", "pidfd-socket=", "cwd=", "env,e=", "tty,t", "user,u=", "additional-gids,g=", "process,p=", "detach,d", "pid-file=", "process-label=", "apparmor=", "no-new-privs", "cap,c=", "preserve-fds=", "cgroup=", "ignore-paused"}, true
+	case "features":
+		return []string{}, true
+	case "kill":
+		return []string{"all,a"}, true
+	case "list":
+		return []string{"format,f=", "quiet,q"}, true
+	case "pause":
+		return []string{}, true
+	case "ps":
+		return []string{"format,f="}, true
+	case "restore":
+		return []string{"console-socket=", "image-path=", "work-path=", "tcp-established", "ext-unix-sk", "shell-job", "file-locks", "manage-cgroups-mode=", "bundle,b=", "detach,d", "pid-file=", "no-subreaper", "no-pivot", "empty-ns=", "auto-dedup", "lazy-pages", "lsm-profile=", "lsm-mount-context="}, true
+	case "resume":
+		return []string{}, true
+	case "run":
+		return []string{"bundle,b=", "config=", "console-socket=", "pidfd-socket=", "detach,d", "keep", "pid-file=", "no-subreaper", "no-pivot", "no-new-keyring", "preserve-fds="}, true
+	case "spec":
+		return []string{"bundle,b=", "rootless"}, true
+	case "start":
+		return []string{}, true
+	case "state":
+		return []string{}, true
+	case "update":
+		return []string{"resources,r=", "blkio-weight=", "cpu-period=", "cpu-quota=", "cpu-burst=", "cpu-share=", "cpu-rt-period=", "cpu-rt-runtime=", "cpuset-cpus=", "cpuset-mems=", "kernel-memory=", "kernel-memory-tcp=", "memory=", "cpu-idle=", "memory-reservation=", "memory-swap=", "pids-limit=", "l3-cache-schema=", "mem-bw-schema="}, true
 	}
-)
+	return nil, false
+}
+
+// commandFlagIDs only names flags whose meaning secrun needs; a command's
+// own "rootless" (spec's) is not the global one.
+func commandFlagID(name string) flagID {
+	switch name {
+	case "bundle":
+		return idBundle
+	case "config":
+		return idConfig
+	case "process":
+		return idProcess
+	case "detach":
+		return idDetach
+	case "cap":
+		return idCap
+	case "user":
+		return idUser
+	case "additional-gids":
+		return idAdditionalGids
+	case "apparmor":
+		return idAppArmor
+	case "process-label":
+		return idProcessLabel
+	case "no-new-privs":
+		return idNoNewPrivs
+	case "cwd":
+		return idCwd
+	case "help":
+		return idCommandHelp
+	}
+	return 0
+}
 
 func newRuncFlags(ids map[string]flagID, specs ...string) runcFlags {
+	return newRuncFlagsBy(func(n string) flagID { return ids[n] }, specs...)
+}
+
+func newRuncFlagsBy(id func(string) flagID, specs ...string) runcFlags {
 	t := runcFlags{}
 	for _, s := range specs {
 		s, valued := strings.CutSuffix(s, "=")
 		names := strings.Split(s, ",")
-		f := runcFlag{id: ids[names[0]], valued: valued}
+		f := runcFlag{id: id(names[0]), valued: valued}
 		for _, n := range names {
 			t[n] = f
 		}
@@ -551,26 +594,34 @@ func newRuncFlags(ids map[string]flagID, specs ...string) runcFlags {
 	return t
 }
 
-func newRuncCommands(specs map[string][]string, processFollowsID ...string) map[string]*runcCommand {
-	cmds := map[string]*runcCommand{}
-	for name, flags := range specs {
-		local := newRuncFlags(commandFlagIDs, append(slices.Clone(flags), "help,h")...)
-		c := &runcCommand{v1: local, v3: runcFlags{}, processFollowsID: slices.Contains(processFollowsID, name)}
-		for n, f := range runcGlobalFlags {
-			if f.id == idGlobalHelp || f.id == idVersion {
-				continue // local to the root command in v3
-			}
-			if _, shadowed := local[n]; shadowed {
-				// v3 skips a persistent flag if any of its names is local;
-				// every global flag has a single name, so this is that.
-				continue
-			}
-			c.v3[n] = f
-		}
-		for n, f := range local {
-			c.v3[n] = f
-		}
-		cmds[name] = c
+// lookupCommand builds the flag tables of one runc subcommand, or nil
+// for a name that is none. exec and ps stop reading flags at the
+// container id.
+func lookupCommand(name string) *runcCommand {
+	flags, ok := runcCommandFlags(name)
+	if !ok {
+		return nil
 	}
-	return cmds
+	local := newRuncFlagsBy(commandFlagID, append(flags, "help,h")...)
+	c := &runcCommand{v1: local, v3: runcFlags{}, processFollowsID: name == "exec" || name == "ps"}
+	for n, f := range runcGlobalFlags() {
+		if f.id == idGlobalHelp || f.id == idVersion {
+			continue // local to the root command in v3
+		}
+		if _, shadowed := local[n]; shadowed {
+			// v3 skips a persistent flag if any of its names is local;
+			// every global flag has a single name, so this is that.
+			continue
+		}
+		c.v3[n] = f
+	}
+	for n, f := range local {
+		c.v3[n] = f
+	}
+	return c
+}
+
+func isRuncCommand(name string) bool {
+	_, ok := runcCommandFlags(name)
+	return ok
 }

@@ -553,10 +553,10 @@ func TestParseArgsFlagTables(t *testing.T) {
 	}
 	lookup := func(cmd, name string) (runcFlag, bool) {
 		if cmd == "" {
-			f, ok := runcGlobalFlags[name]
+			f, ok := runcGlobalFlags()[name]
 			return f, ok
 		}
-		f, ok := runcCommands[cmd].v1[name]
+		f, ok := lookupCommand(cmd).v1[name]
 		return f, ok
 	}
 	for cmd, names := range valued {
@@ -573,13 +573,13 @@ func TestParseArgsFlagTables(t *testing.T) {
 			}
 		}
 	}
-	if f := runcCommands["spec"].v3["rootless"]; f.valued {
+	if f := lookupCommand("spec").v3["rootless"]; f.valued {
 		t.Errorf("spec's own boolean --rootless must shadow the global one under urfave/cli v3")
 	}
-	if _, ok := runcCommands["create"].v3["root"]; !ok {
+	if _, ok := lookupCommand("create").v3["root"]; !ok {
 		t.Errorf("urfave/cli v3 runc accepts global flags after the subcommand")
 	}
-	if _, ok := runcCommands["create"].v3["version"]; ok {
+	if _, ok := lookupCommand("create").v3["version"]; ok {
 		t.Errorf("--version is local to runc's root command")
 	}
 }

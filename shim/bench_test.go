@@ -45,7 +45,7 @@ func benchmarkApplyCreate(b *testing.B, dir string) {
 		b.StopTimer()
 		os.WriteFile(filepath.Join(dir, "config.json"), orig, 0o644)
 		b.StartTimer()
-		cfg, err := policy.LoadConfig()
+		cfg, err := policy.LoadWrapperConfig()
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -96,7 +96,7 @@ func lifecycleRuntime(inv *Invocation, argv0 string) (runtime, warning string) {
 			return runtime, ""
 		}
 	}
-	cfg, err := policy.LoadConfig()
+	cfg, err := policy.LoadWrapperConfig()
 	if err == nil {
 		name := cfg.Runtime
 		if pol, err := cfg.Policy(PolicyName(argv0, cfg)); err == nil {

@@ -43,7 +43,7 @@ func Main(argv []string, stderr io.Writer) int {
 	if inv.StartsNothing() {
 		return lifecycle(inv, argv[0], stderr)
 	}
-	cfg, err := policy.LoadConfig()
+	cfg, err := policy.LoadWrapperConfig()
 	if err != nil {
 		// Fail closed: with no readable policy, nothing starts (lifecycle
 		// commands, which start nothing, never get here).

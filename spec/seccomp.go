@@ -33,7 +33,7 @@ const maxSeccompProfileSize = 4 << 20
 // after every option that changes capabilities.
 func WithRuntimeDefaultSeccomp() Option {
 	return func(s *specs.Spec) error {
-		p, err := mobyseccomp.GetDefaultProfile(withBounding(s))
+		p, err := RuntimeDefaultFor(s)
 		if err != nil {
 			return fmt.Errorf("seccompProfile RuntimeDefault: %w", err)
 		}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	mobyseccomp "github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -40,14 +41,19 @@ func (c conjunction) subsetOf(o conjunction) bool {
 // and each condition on an index that appears more than once becomes a
 // rule of its own. The rule allows a call when any conjunction holds.
 func conjunctions(args []specs.LinuxSeccompArg) []conjunction {
-	count := map[uint]int{}
-	for _, a := range args {
-		count[a.Index]++
+	repeated := func(i uint) bool {
+		n := 0
+		for _, a := range args {
+			if a.Index == i {
+				n++
+			}
+		}
+		return n > 1
 	}
 	var out []conjunction
 	var and conjunction
 	for _, a := range args {
-		if count[a.Index] > 1 {
+		if repeated(a.Index) {
 			out = append(out, conjunction{a})
 		} else {
 			and = append(and, a)
@@ -96,6 +102,47 @@ func SeccompWithinRuntimeDefault(profile, floor *specs.LinuxSeccomp) []string {
 }
 
 func seccompWithin(profile, floor *specs.LinuxSeccomp, variants map[string]string) []string {
+	return indexFloor(floor).within(profile, variants)
+}
+
+// floorIndex is a floor profile's rules by syscall name, built once per
+// floor: the floor check runs on every create, and RuntimeDefault has
+// some 350 names.
+type floorIndex map[string]*floorRules
+
+type floorRules struct {
+	allow []conjunction
+	mixed []specs.LinuxSyscall
+	// hasDeny: the floor also has a non-allowing rule for the name.
+	hasDeny bool
+	// unconditional: some allowing rule has no condition, so any
+	// conjunction is implied.
+	unconditional bool
+}
+
+func indexFloor(floor *specs.LinuxSeccomp) floorIndex {
+	byName := make(floorIndex, 400)
+	for _, r := range floor.Syscalls {
+		cs := conjunctions(r.Args)
+		for _, n := range r.Names {
+			fr := byName[n]
+			if fr == nil {
+				fr = &floorRules{}
+				byName[n] = fr
+			}
+			fr.mixed = append(fr.mixed, specs.LinuxSyscall{Names: []string{n}, Action: r.Action, ErrnoRet: r.ErrnoRet, Args: r.Args})
+			if r.Action == specs.ActAllow {
+				fr.allow = append(fr.allow, cs...)
+				fr.unconditional = fr.unconditional || len(r.Args) == 0
+			} else {
+				fr.hasDeny = true
+			}
+		}
+	}
+	return byName
+}
+
+func (byName floorIndex) within(profile *specs.LinuxSeccomp, variants map[string]string) []string {
 	if profile == nil {
 		return []string{"there is no seccomp filter"}
 	}
@@ -108,37 +155,14 @@ func seccompWithin(profile, floor *specs.LinuxSeccomp, variants map[string]strin
 			why = append(why, "flag SECCOMP_FILTER_FLAG_SPEC_ALLOW turns off the speculative-execution mitigation")
 		}
 	}
-	type floorRules struct {
-		allow []conjunction
-		mixed []specs.LinuxSyscall
-	}
-	byName := map[string]*floorRules{}
-	for _, r := range floor.Syscalls {
-		for _, n := range r.Names {
-			fr := byName[n]
-			if fr == nil {
-				fr = &floorRules{}
-				byName[n] = fr
-			}
-			fr.mixed = append(fr.mixed, specs.LinuxSyscall{Names: []string{n}, Action: r.Action, ErrnoRet: r.ErrnoRet, Args: r.Args})
-			if r.Action == specs.ActAllow {
-				fr.allow = append(fr.allow, conjunctions(r.Args)...)
-			}
-		}
-	}
-	hasDeny := func(fr *floorRules) bool {
-		for _, r := range fr.mixed {
-			if r.Action != specs.ActAllow {
-				return true
-			}
-		}
-		return false
-	}
 	var extra []string
 	for _, r := range profile.Syscalls {
 		if denies(r.Action) {
 			continue
 		}
+		// The profile rule's conjunctions, computed once for all its
+		// names and only when some name needs them.
+		var cs []conjunction
 		for _, n := range r.Names {
 			if _, ok := variants[n]; ok {
 				continue
@@ -148,13 +172,20 @@ func seccompWithin(profile, floor *specs.LinuxSeccomp, variants map[string]strin
 				extra = append(extra, n)
 				continue
 			}
-			if hasDeny(fr) {
+			if fr.hasDeny {
 				if !sameRules(profile, n, fr.mixed) {
 					extra = append(extra, n)
 				}
 				continue
 			}
-			for _, c := range conjunctions(r.Args) {
+			if fr.unconditional {
+				// An empty floor conjunction is a subset of every one.
+				continue
+			}
+			if cs == nil {
+				cs = conjunctions(r.Args)
+			}
+			for _, c := range cs {
 				if !slices.ContainsFunc(fr.allow, func(g conjunction) bool { return g.subsetOf(c) }) {
 					extra = append(extra, n)
 					break
@@ -183,9 +214,135 @@ func sameRules(profile *specs.LinuxSeccomp, n string, want []specs.LinuxSyscall)
 }
 
 // RuntimeDefaultFor is the RuntimeDefault profile of a container with
-// s's capabilities: the floor restricted holds every filter to.
+// s's capabilities: the floor restricted holds every filter to. The
+// caller owns the result.
 func RuntimeDefaultFor(s *specs.Spec) (*specs.LinuxSeccomp, error) {
-	return mobyseccomp.GetDefaultProfile(withBounding(s))
+	f, err := runtimeDefault(s)
+	if err != nil {
+		return nil, err
+	}
+	return cloneSeccomp(f.profile), nil
+}
+
+// SeccompWithinRuntimeDefaultFor is SeccompWithinRuntimeDefault against
+// the RuntimeDefault of s's capabilities.
+func SeccompWithinRuntimeDefaultFor(profile *specs.LinuxSeccomp, s *specs.Spec) ([]string, error) {
+	f, err := runtimeDefault(s)
+	if err != nil {
+		return nil, err
+	}
+	if profile != nil && denies(profile.DefaultAction) && !slices.Contains(profile.Flags, specs.LinuxSeccompFlagSpecAllow) && sameSeccomp(profile, f.profile) {
+		// The floor itself, as harden installs it: every rule is implied
+		// by itself, so the answer is known without the index (a quarter
+		// of a create's work in a fresh process).
+		return nil, nil
+	}
+	f.once.Do(func() { f.index = indexFloor(f.profile) })
+	return f.index.within(profile, runtimeDefaultVariants), nil
+}
+
+// sameSeccomp reports whether two profiles are equal field for field
+// (an empty list and none alike, which no verdict tells apart).
+func sameSeccomp(a, b *specs.LinuxSeccomp) bool {
+	if a.DefaultAction != b.DefaultAction || !equalPtr(a.DefaultErrnoRet, b.DefaultErrnoRet) || a.ListenerPath != b.ListenerPath || a.ListenerMetadata != b.ListenerMetadata ||
+		!slices.Equal(a.Architectures, b.Architectures) || !slices.Equal(a.Flags, b.Flags) || len(a.Syscalls) != len(b.Syscalls) {
+		return false
+	}
+	for i := range a.Syscalls {
+		x, y := a.Syscalls[i], b.Syscalls[i]
+		if x.Action != y.Action || !equalPtr(x.ErrnoRet, y.ErrnoRet) || !slices.Equal(x.Names, y.Names) || !slices.Equal(x.Args, y.Args) {
+			return false
+		}
+	}
+	return true
+}
+
+func equalPtr[T comparable](a, b *T) bool { return a == b || a != nil && b != nil && *a == *b }
+
+// runtimeDefaults are the RuntimeDefault profiles this process generated,
+// by bounding set. moby's generator allocates its whole Docker-form
+// profile on every call, and one create asks for the final capabilities'
+// profile up to three times (the fix, the floor check after it, the
+// floor of the capabilities the bundle came with). The profile depends
+// only on the bounding set and on this host (architecture, kernel
+// version), which do not change within a process.
+var runtimeDefaults struct {
+	sync.Mutex
+	byCaps map[string]*runtimeDefaultProfile
+}
+
+type runtimeDefaultProfile struct {
+	profile *specs.LinuxSeccomp // shared: never handed out, never changed
+	once    sync.Once
+	index   floorIndex
+}
+
+func runtimeDefault(s *specs.Spec) (*runtimeDefaultProfile, error) {
+	var bounding []string
+	if s.Process != nil && s.Process.Capabilities != nil {
+		bounding = s.Process.Capabilities.Bounding
+	}
+	// moby reads only the bounding set, as a set.
+	key := strings.Join(bounding, ",")
+	runtimeDefaults.Lock()
+	defer runtimeDefaults.Unlock()
+	if f, ok := runtimeDefaults.byCaps[key]; ok {
+		return f, nil
+	}
+	p, err := mobyseccomp.GetDefaultProfile(withBounding(s))
+	if err != nil {
+		return nil, err
+	}
+	if runtimeDefaults.byCaps == nil {
+		runtimeDefaults.byCaps = map[string]*runtimeDefaultProfile{}
+	}
+	f := &runtimeDefaultProfile{profile: p}
+	runtimeDefaults.byCaps[key] = f
+	return f, nil
+}
+
+// cloneSeccomp deep-copies a profile in a few allocations: every rule's
+// names and arguments share one backing array each, cut with full
+// capacity so that an append to one rule's list cannot reach the next.
+func cloneSeccomp(p *specs.LinuxSeccomp) *specs.LinuxSeccomp {
+	c := *p
+	c.Architectures = slices.Clone(p.Architectures)
+	c.Flags = slices.Clone(p.Flags)
+	if p.DefaultErrnoRet != nil {
+		v := *p.DefaultErrnoRet
+		c.DefaultErrnoRet = &v
+	}
+	var nNames, nArgs, nErrno int
+	for _, r := range p.Syscalls {
+		nNames += len(r.Names)
+		nArgs += len(r.Args)
+		if r.ErrnoRet != nil {
+			nErrno++
+		}
+	}
+	names := make([]string, 0, nNames)
+	args := make([]specs.LinuxSeccompArg, 0, nArgs)
+	errnos := make([]uint, 0, nErrno)
+	c.Syscalls = make([]specs.LinuxSyscall, len(p.Syscalls))
+	for i, r := range p.Syscalls {
+		r2 := r
+		if r.Names != nil {
+			start := len(names)
+			names = append(names, r.Names...)
+			r2.Names = names[start:len(names):len(names)]
+		}
+		if r.Args != nil {
+			start := len(args)
+			args = append(args, r.Args...)
+			r2.Args = args[start:len(args):len(args)]
+		}
+		if r.ErrnoRet != nil {
+			errnos = append(errnos, *r.ErrnoRet)
+			r2.ErrnoRet = &errnos[len(errnos)-1]
+		}
+		c.Syscalls[i] = r2
+	}
+	return &c
 }
 
 // Limits on the search of the profile root: the kubelet's root holds a

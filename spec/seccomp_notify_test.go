@@ -22,7 +22,7 @@ func verdictOf(t *testing.T, p *specs.LinuxSeccomp, name string, args ...uint64)
 	return d
 }
 
-func runtimeDefault(t *testing.T, caps ...string) *specs.LinuxSeccomp {
+func runtimeDefaultFor(t *testing.T, caps ...string) *specs.LinuxSeccomp {
 	t.Helper()
 	p, err := mobyseccomp.GetDefaultProfile(&specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: caps}}})
 	if err != nil {
@@ -42,7 +42,7 @@ func TestSeccompNotifyIsTheProfileWithNotifyForDenials(t *testing.T) {
 	for _, mode := range []string{AgentRecord, AgentExplain} {
 		for _, caps := range [][]string{nil, {"CAP_SYS_ADMIN"}} {
 			t.Run(fmt.Sprintf("%s/%v", mode, caps), func(t *testing.T) {
-				orig := runtimeDefault(t, caps...)
+				orig := runtimeDefaultFor(t, caps...)
 				got, plan, err := WithSeccompNotify(orig, names, AgentMetadata{Mode: mode, Profile: SeccompRuntimeDefault}, "/run/agent.sock")
 				if err != nil {
 					t.Fatal(err)
@@ -163,7 +163,7 @@ func TestComplementRanges(t *testing.T) {
 // TestSeccompNotifyRecordAll: every name but write is notified, and the
 // metadata tells, call by call, what the profile would have done.
 func TestSeccompNotifyRecordAll(t *testing.T) {
-	orig := runtimeDefault(t)
+	orig := runtimeDefaultFor(t)
 	names := []string{"read", "write", "keyctl", "clone", "clone3", "personality", "socket"}
 	got, _, err := WithSeccompNotify(orig, names, AgentMetadata{Mode: AgentRecordAll}, "/s")
 	if err != nil {

@@ -3,6 +3,7 @@ package spec
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"syscall"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/secrun/secrun/spec/spectest"
 
+	mobyseccomp "github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -256,4 +258,54 @@ func FuzzLocalhostSeccomp(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRuntimeDefaultCache: the cached profiles are moby's, for every
+// bounding set, and what callers get is theirs to change.
+func TestRuntimeDefaultCache(t *testing.T) {
+	for _, caps := range [][]string{nil, {}, DefaultCapabilities, {"CAP_SYS_ADMIN"}, {"CAP_SYS_PTRACE", "CAP_SYS_ADMIN"}, {"CAP_BPF", "CAP_PERFMON", "CAP_SYS_NICE"}} {
+		s := withCaps(caps...)
+		for range 2 { // a miss, then a hit
+			got, err := RuntimeDefaultFor(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := mobyseccomp.GetDefaultProfile(withBounding(s))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("caps %v: cached RuntimeDefault differs from moby's", caps)
+			}
+			// A caller that edits its copy must not reach the cache.
+			got.Syscalls[0].Names[0] = "changed"
+			got.Syscalls[0].Names = append(got.Syscalls[0].Names, "appended")
+			if got.Syscalls[0].ErrnoRet != nil {
+				*got.Syscalls[0].ErrnoRet = 99
+			}
+			got.Syscalls = got.Syscalls[:1]
+		}
+		why, err := SeccompWithinRuntimeDefaultFor(mustDefault(t, s), s)
+		if err != nil || len(why) != 0 {
+			t.Fatalf("caps %v: RuntimeDefault is not within itself: %v %v", caps, why, err)
+		}
+		// The short cut for the floor itself answers what the index does.
+		if why := indexFloor(mustDefault(t, s)).within(mustDefault(t, s), runtimeDefaultVariants); len(why) != 0 {
+			t.Fatalf("caps %v: the index finds RuntimeDefault outside itself: %v", caps, why)
+		}
+		weaker := mustDefault(t, s)
+		weaker.Syscalls = append(weaker.Syscalls, specs.LinuxSyscall{Names: []string{"bpf"}, Action: specs.ActAllow})
+		if why, _ := SeccompWithinRuntimeDefaultFor(weaker, s); len(why) == 0 && !slices.Contains(caps, "CAP_SYS_ADMIN") && !slices.Contains(caps, "CAP_BPF") {
+			t.Fatalf("caps %v: bpf allowed beyond RuntimeDefault passes", caps)
+		}
+	}
+}
+
+func mustDefault(t *testing.T, s *specs.Spec) *specs.LinuxSeccomp {
+	t.Helper()
+	p, err := mobyseccomp.GetDefaultProfile(withBounding(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

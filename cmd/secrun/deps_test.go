@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -28,6 +29,35 @@ func TestWrapperStaysLean(t *testing.T) {
 			if strings.HasPrefix(d, forbidden) {
 				t.Errorf("cmd/secrun links %s (prefix %s)", d, forbidden)
 			}
+		}
+	}
+}
+
+// TestWrapperLinksNoCgo: secrun runs on every container start and on any
+// node's libc, so it is a static binary with no cgo (make build uses
+// CGO_ENABLED=0). Asked with cgo enabled, so that a package that would
+// pull cgo in when it is available (libseccomp-golang, os/user, net) is
+// caught here rather than silently built without it.
+func TestWrapperLinksNoCgo(t *testing.T) {
+	cmd := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}} {{len .CgoFiles}}", ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) < 10 {
+		t.Fatalf("go list printed %d packages; the test cannot judge", len(lines))
+	}
+	for _, l := range lines {
+		pkg, n, _ := strings.Cut(l, " ")
+		switch {
+		case pkg == "runtime/cgo" || pkg == "C":
+			t.Errorf("cmd/secrun links %s", pkg)
+		case strings.HasPrefix(pkg, "github.com/seccomp/libseccomp-golang"):
+			t.Errorf("cmd/secrun links %s: use internal/syscalls for syscall names", pkg)
+		case n != "0":
+			t.Errorf("cmd/secrun links %s, which has %s cgo files", pkg, n)
 		}
 	}
 }
