@@ -305,9 +305,9 @@ func (s *suite) startAgent(runs []*containerRun) error {
 	defer logf.Close()
 	cmd := exec.Command(bin, "seccomp-agent", "--socket", sock, "--state", state)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	// Its own process group: a terminal's ^C reaches the suite, which
-	// stops the agent after the last container, not before.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// The suite's own process group: whatever stops the suite's group (a
+	// terminal's ^C, a harness's timeout) stops the agent with it, and
+	// SIGINT and SIGTERM make it write its records first.
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start the seccomp agent (%s seccomp-agent): %w", bin, err)
 	}
