@@ -334,15 +334,32 @@ func (t *kubeTarget) resolveNode(ctx context.Context) error {
 // net.ipv4.ping_group_range="0 2147483647". A node admin may turn them
 // off; the probe then shows the difference as a failing check.
 func containerdSandboxSysctls(runtimeVersion string) map[string]string {
-	v, ok := strings.CutPrefix(runtimeVersion, "containerd://")
-	if !ok {
-		return nil
-	}
-	major, _, _ := strings.Cut(strings.TrimPrefix(v, "v"), ".")
-	if n, err := strconv.Atoi(major); err != nil || n < 2 {
+	if n, ok := containerdMajor(runtimeVersion); !ok || n < 2 {
 		return nil
 	}
 	return map[string]string{"net.ipv4.ip_unprivileged_port_start": "0", "net.ipv4.ping_group_range": "0 2147483647"}
+}
+
+// containerdMajor is the major version of a node's
+// ContainerRuntimeVersion ("containerd://2.1.4"); false for another
+// runtime.
+func containerdMajor(runtimeVersion string) (int, bool) {
+	v, ok := strings.CutPrefix(runtimeVersion, "containerd://")
+	if !ok {
+		return 0, false
+	}
+	major, _, _ := strings.Cut(strings.TrimPrefix(v, "v"), ".")
+	n, err := strconv.Atoi(major)
+	return n, err == nil
+}
+
+// kubeContainerd is the major version of the Kubernetes node's
+// containerd; false off the Kubernetes target or for another runtime.
+func (s *suite) kubeContainerd() (int, bool) {
+	if s.kube == nil {
+		return 0, false
+	}
+	return containerdMajor(s.kube.runtimeVersion)
 }
 
 // resolveClasses reads each RuntimeClass's handler: secrun-<policy> is

@@ -296,6 +296,10 @@ func (s *suite) startAgent(runs []*containerRun) error {
 	s.agentRecords.dir = state
 	logPath := filepath.Join(s.work, "seccomp-agent.log")
 	if s.opts.ReportDir != "" {
+		// The Kubernetes target writes its reports only at the end.
+		if err := os.MkdirAll(s.opts.ReportDir, 0o755); err != nil {
+			return fmt.Errorf("report directory: %w", err)
+		}
 		logPath = filepath.Join(s.opts.ReportDir, "seccomp-agent.log")
 	}
 	logf, err := os.Create(logPath)
