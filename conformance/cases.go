@@ -309,6 +309,10 @@ func (s *suite) deriveContainer(cr *containerRun, pv *podView, ps *podSpecView, 
 	if err := s.deriveChecks(cr); err != nil {
 		return fmt.Errorf("container %s: %w", ctr.Name, err)
 	}
+	if why := final.unmodelled; why != "" {
+		cr.checks = nil
+		cr.notApplicable = append(cr.notApplicable, cr.id()+": "+why)
+	}
 	if s.nosuidWork {
 		cr.checks = slices.DeleteFunc(cr.checks, func(c *check) bool {
 			if c.Name == "nnp.setuid" {

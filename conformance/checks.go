@@ -87,6 +87,9 @@ type observation struct {
 	// event is the Kubernetes event that reported the container's failure
 	// (the Kubernetes target only).
 	event string
+	// containerID is the runtime's id of the container (the seccomp
+	// agent keeps its record under it).
+	containerID string
 }
 
 type sample struct {

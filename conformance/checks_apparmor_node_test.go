@@ -32,7 +32,7 @@ func nodeSuite(t *testing.T, kind string, appArmor bool) *suite {
 		t.Fatal(err)
 	}
 	var err error
-	if s.cfg, err = policy.ParseConfig([]byte(GeneratedConfig("runc", "off", "/nonexistent"))); err != nil {
+	if s.cfg, err = policy.ParseConfig([]byte(GeneratedConfig("runc", "off", "/nonexistent", "/nonexistent/agent.sock"))); err != nil {
 		t.Fatal(err)
 	}
 	return s

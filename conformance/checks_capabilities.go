@@ -223,7 +223,7 @@ func (d *deriver) capBehaviourChecks() error {
 				}
 			}
 		}
-		fv := opFilterVerdict(d.profile, co.op)
+		fv := d.opVerdict(co.op)
 		// The default AppArmor profile (moby's template, as containerd
 		// loads it) denies mount(2) whatever the capabilities; the LSM
 		// hook runs after seccomp and before the capability check.

@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,7 +50,15 @@ func (d *deriver) seccompChecks() error {
 		},
 		brk: brk,
 	})
-	for _, op := range seccompOps {
+	ops := seccompOps
+	switch {
+	case m.SeccompAgent != "":
+		ops = append(slices.Clone(ops), agentOps...)
+	case d.c.sc.SeccompAgent != "" && d.c.sc.SeccompAgent != "off" && d.c.policy == nil:
+		d.notApplicable("seccomp.agent.*: the Pod asks for the seccomp agent (%s), which only secrun's policy gives; %s runs the bundle without one", d.c.sc.SeccompAgent, filepath.Base(d.c.runtime))
+	}
+	var checked []string
+	for _, op := range ops {
 		switch op {
 		case report.OpSeccompKexecLoad:
 			if h.Kexec && !m.capEffective("CAP_SYS_BOOT") {
@@ -66,10 +75,31 @@ func (d *deriver) seccompChecks() error {
 				d.notApplicable("%s: user.max_user_namespaces=0 refuses user namespaces whatever the filter", op)
 				continue
 			}
+		case report.OpSeccompIOUringSetup:
+			if v := h.ioUringDisabled(); v != "0" && v != "" {
+				d.notApplicable("%s: kernel.io_uring_disabled=%s refuses io_uring whatever the filter", op, v)
+				continue
+			}
+			if n, ok := d.s.kubeContainerd(); ok && n < 2 && m.Seccomp == seccompRuntimeDefault {
+				// The node's runtime writes RuntimeDefault there, and
+				// containerd allowed io_uring until 2.0 (containerd PR
+				// 9320; moby PR 46762 for the profile the suite reads).
+				d.notApplicable("%s: containerd %d.x's RuntimeDefault still allows io_uring (removed in 2.0), unlike the profile the suite derives", op, n)
+				continue
+			}
 		}
-		fv := opFilterVerdict(d.profile, op)
+		checked = append(checked, op)
+		fv := d.opVerdict(op)
+		plain := opFilterVerdict(d.profile, op)
 		var b *breaker
 		switch {
+		case !plain.allowed && agentContinues(m.SeccompAgent):
+			// The agent is what lets the call run.
+			b = agentOffBreaker
+		case !plain.allowed && m.SeccompAgent != "":
+			// explain answers with the filter's errno: an agent that
+			// lets the call run instead must fail the check.
+			b = agentRecordBreaker
 		case fv.allowed && op == report.OpSeccompCloneNewns:
 			// Refusing clone outright would stop every process start;
 			// only the namespace flag is refused.
@@ -103,6 +133,9 @@ func (d *deriver) seccompChecks() error {
 		eval:        expectOp(report.OpSeccompNormal, true, nil),
 		brk:         &breaker{key: "seccomp-deny:pipe2+pipe", desc: "the bundle's filter denies pipe2", spec: denySyscalls("pipe2", "pipe")},
 	})
+	if m.SeccompAgent != "" {
+		d.agentChecks(checked)
+	}
 	return nil
 }
 

@@ -100,7 +100,7 @@ func TestDeriveCapabilities(t *testing.T) {
 
 func TestPolicySim(t *testing.T) {
 	h := testHost()
-	cfg, err := policy.ParseConfig([]byte(GeneratedConfig("runc", "off", "/nonexistent")))
+	cfg, err := policy.ParseConfig([]byte(GeneratedConfig("runc", "off", "/nonexistent", "/nonexistent/agent.sock")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -105,7 +105,7 @@ func (s *suite) resolveRuntime() error {
 		}
 		audit := filepath.Join(dir, "audit.log")
 		s.configPath = filepath.Join(dir, "secrun-config.yaml")
-		body := GeneratedConfig(s.delegate, audit, s.profileRoot)
+		body := GeneratedConfig(s.delegate, audit, s.profileRoot, filepath.Join(s.work, "seccomp-agent.sock"))
 		if err := os.WriteFile(s.configPath, []byte(body), 0o644); err != nil {
 			return fmt.Errorf("write the suite's secrun configuration: %w", err)
 		}
@@ -135,18 +135,26 @@ func (s *suite) resolveRuntime() error {
 // what the Pod asks for and what the policy rewrites. Harden refuses
 // only what no rewrite can fix, so a privileged Pod and a root Pod under
 // restricted (no runAsUser is configured on purpose) show refusals.
-func GeneratedConfig(delegate, auditLog, profileRoot string) string {
+// Every policy has a seccomp agent on agentSocket that only Pods that
+// ask get (secrun.dev/seccomp-agent), record included, so that the
+// seccomp-agent cases check record and explain under any of them.
+func GeneratedConfig(delegate, auditLog, profileRoot, agentSocket string) string {
+	agent := fmt.Sprintf(`    seccompAgent:
+      socket: %q
+      allowPodRecord: true
+`, agentSocket)
 	return fmt.Sprintf(`# Written by secrunctl conformance.
 runtime: %q
 defaultPolicy: baseline
 auditLog: %q
 seccompProfileRoot: %q
 policies:
-  baseline:
+  privileged:
+%s  baseline:
     mode: harden
-  restricted:
+%s  restricted:
     mode: harden
-`, delegate, auditLog, profileRoot)
+%s`, delegate, auditLog, profileRoot, agent, agent, agent)
 }
 
 // prepareProbe builds the static probe once (or takes the given one) and

@@ -46,6 +46,16 @@ type hostEnv struct {
 	exists     func(string) bool
 }
 
+// ioUringDisabled is kernel.io_uring_disabled ("" where the kernel has
+// no such sysctl): 1 and 2 refuse io_uring_setup whatever the filter.
+func (h *hostEnv) ioUringDisabled() string {
+	b, err := os.ReadFile("/proc/sys/kernel/io_uring_disabled")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
 // Reasons for skips that depend on the node.
 const (
 	reasonNoAppArmor = "AppArmor not enabled in this kernel"

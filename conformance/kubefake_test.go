@@ -148,7 +148,7 @@ func TestKubernetesTargetFlow(t *testing.T) {
 	reports := filepath.Join(t.TempDir(), "reports")
 	t.Setenv("SECRUN_CONFIG", "")
 	cfg := filepath.Join(t.TempDir(), "config.yaml")
-	os.WriteFile(cfg, []byte(GeneratedConfig("runc", "off", "/nonexistent")), 0o644)
+	os.WriteFile(cfg, []byte(GeneratedConfig("runc", "off", "/nonexistent", "/nonexistent/agent.sock")), 0o644)
 	opts := Options{Target: TargetKubernetes, ConfigPath: cfg, ProbePath: probe, ReportDir: reports, Parallel: 2,
 		Cases: []string{"restricted-root-refused", "run-as-user", "pod-and-container-levels"},
 		Kube:  KubeOptions{Kubectl: exe, Kubeconfig: cfg, SeccompProfileRoot: filepath.Join(dir, "no-such-dir", "seccomp")}}

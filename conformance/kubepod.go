@@ -282,6 +282,10 @@ func podObservation(pod *corev1.Pod, container, log string, events []corev1.Even
 		}
 	}
 	obs.event = containerEvent(events, container)
+	if st != nil {
+		// "containerd://<id>": the id runc, and so the seccomp agent, knows.
+		_, obs.containerID, _ = strings.Cut(st.ContainerID, "://")
+	}
 	if sandbox := sandboxEvent(events); obs.event == "" && strings.Contains(sandbox, "secrun: ") && (st == nil || st.State.Waiting != nil) {
 		// secrun refused the Pod's sandbox (its sysctls are the
 		// sandbox's): the container never got a bundle, and the

@@ -145,6 +145,17 @@ func runKubernetes(ctx context.Context, opts Options) (*Result, error) {
 	for _, cr := range runs {
 		live[cr] = s.startResults(cr)
 	}
+	// The containers of the Pods that run (in the validity mode only the
+	// plain ones, which no agent serves) may need the seccomp agent on
+	// this node.
+	var podRuns []*containerRun
+	for _, p := range pods {
+		podRuns = append(podRuns, p.crs...)
+	}
+	if err := s.startAgent(podRuns); err != nil {
+		return nil, err
+	}
+	defer s.stopAgent()
 	var jobs []job
 	for _, p := range pods {
 		// A Pod with nothing to check is not run, except in the validity
@@ -323,15 +334,32 @@ func (t *kubeTarget) resolveNode(ctx context.Context) error {
 // net.ipv4.ping_group_range="0 2147483647". A node admin may turn them
 // off; the probe then shows the difference as a failing check.
 func containerdSandboxSysctls(runtimeVersion string) map[string]string {
-	v, ok := strings.CutPrefix(runtimeVersion, "containerd://")
-	if !ok {
-		return nil
-	}
-	major, _, _ := strings.Cut(strings.TrimPrefix(v, "v"), ".")
-	if n, err := strconv.Atoi(major); err != nil || n < 2 {
+	if n, ok := containerdMajor(runtimeVersion); !ok || n < 2 {
 		return nil
 	}
 	return map[string]string{"net.ipv4.ip_unprivileged_port_start": "0", "net.ipv4.ping_group_range": "0 2147483647"}
+}
+
+// containerdMajor is the major version of a node's
+// ContainerRuntimeVersion ("containerd://2.1.4"); false for another
+// runtime.
+func containerdMajor(runtimeVersion string) (int, bool) {
+	v, ok := strings.CutPrefix(runtimeVersion, "containerd://")
+	if !ok {
+		return 0, false
+	}
+	major, _, _ := strings.Cut(strings.TrimPrefix(v, "v"), ".")
+	n, err := strconv.Atoi(major)
+	return n, err == nil
+}
+
+// kubeContainerd is the major version of the Kubernetes node's
+// containerd; false off the Kubernetes target or for another runtime.
+func (s *suite) kubeContainerd() (int, bool) {
+	if s.kube == nil {
+		return 0, false
+	}
+	return containerdMajor(s.kube.runtimeVersion)
 }
 
 // resolveClasses reads each RuntimeClass's handler: secrun-<policy> is
@@ -775,6 +803,10 @@ func (s *suite) keepPolicyDependent(cr *containerRun) error {
 		want, ok := unpoliced[ch.Name]
 		switch {
 		case ch.skip != "":
+			return false
+		case !ok && ch.brk == agentOffBreaker:
+			// The seccomp agent's record: the plain Pod has no listener,
+			// so nothing may be recorded for it.
 			return false
 		case !ok:
 			absent = append(absent, ch.Name)

@@ -190,7 +190,7 @@ func checkIDs(crs []*containerRun) map[string]string {
 // case and RuntimeClass the same checks with the same expectations,
 // plus the event check of each refusal.
 func TestKubeExpectationsReuse(t *testing.T) {
-	config := GeneratedConfig("runc", "off", "/nonexistent")
+	config := GeneratedConfig("runc", "off", "/nonexistent", "/nonexistent/agent.sock")
 	dir := t.TempDir()
 	bundle := &suite{host: testHost(), kind: kindSecrun, work: dir, probe: filepath.Join(dir, "p"), probeSUID: filepath.Join(dir, "ps"), runtime: "/bin/true"}
 	for _, f := range []string{bundle.probe, bundle.probeSUID} {
@@ -250,7 +250,7 @@ func TestKubeExpectationsReuse(t *testing.T) {
 // A refusal is checked through the event: secrun's line with the rule
 // the simulation puts first, its field, a fix and the other rules.
 func TestKubeEventCheck(t *testing.T) {
-	s := kubeSuite(t, GeneratedConfig("runc", "off", "/nonexistent"))
+	s := kubeSuite(t, GeneratedConfig("runc", "off", "/nonexistent", "/nonexistent/agent.sock"))
 	crs, _, err := s.kubeDerive(kubeClass{name: "secrun-baseline", policy: "baseline"}, false)
 	if err != nil {
 		t.Fatal(err)
@@ -296,7 +296,7 @@ func TestKubeEventCheck(t *testing.T) {
 // drops capabilities, sets no_new_privs and a seccomp filter on a Pod
 // that asks for none of it, while its uid is the manifest's own.
 func TestKeepPolicyDependent(t *testing.T) {
-	s := kubeSuite(t, GeneratedConfig("runc", "off", "/nonexistent"))
+	s := kubeSuite(t, GeneratedConfig("runc", "off", "/nonexistent", "/nonexistent/agent.sock"))
 	for _, tc := range []struct {
 		class      kubeClass
 		caseName   string

@@ -89,6 +89,10 @@ type model struct {
 	Seccomp      string
 	// SeccompLocalhost names the Localhost profile file.
 	SeccompLocalhost string
+	// SeccompAgent is the seccomp agent mode the filter's denials go
+	// to (record, record-all or explain; "" for none): see
+	// seccomp_agent.go.
+	SeccompAgent string
 	// Sysctls uses dotted names.
 	Sysctls map[string]string
 	// SandboxSysctls are what the CRI runtime sets on the Pod's sandbox
@@ -185,6 +189,9 @@ type derivation struct {
 	notes   []string
 	// refusal is set when the container must not start.
 	refusal *refusal
+	// unmodelled, when set, is why the suite cannot say what the
+	// runtime does with the container: it is listed, not run.
+	unmodelled string
 	// uidKnown is false when no passwd entry names the uid (only for notes).
 	policy *policySim
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/secrun/secrun/policy"
 	"github.com/secrun/secrun/spec"
 	"sigs.k8s.io/yaml"
 )
@@ -182,6 +183,9 @@ type effectiveSC struct {
 	Sysctls                  []sysctlView
 	HostNetwork, HostIPC     bool
 	HostPID                  bool
+	// SeccompAgent is what the Pod's secrun.dev/seccomp-agent annotation
+	// (or its ".<container>" form, which wins) asks for this container.
+	SeccompAgent string
 }
 
 func mergeSecurityContext(ps *podSpecView, ann map[string]string, c *containerView) effectiveSC {
@@ -210,6 +214,10 @@ func mergeSecurityContext(ps *podSpecView, ann map[string]string, c *containerVi
 	}
 	if v, ok := ann[annAppArmorPrefix+c.Name]; ok {
 		e.AppArmor = legacyProfile(v)
+	}
+	e.SeccompAgent = ann[policy.SeccompAgentAnnotation]
+	if v, ok := ann[policy.SeccompAgentAnnotation+"."+c.Name]; ok {
+		e.SeccompAgent = v
 	}
 	if s := c.SecurityContext; s != nil {
 		if s.Privileged != nil {

@@ -210,6 +210,10 @@ func (ps *policySim) apply(h *hostEnv, d *derivation, sc effectiveSC, confined f
 		}
 	}
 
+	if err := ps.applyAgent(d, sc, confined); err != nil {
+		return err
+	}
+
 	if harden && p.AmbientCapabilities && m.UID != 0 && len(m.Caps) > 0 {
 		m.Ambient = true
 		d.note("capabilities: %s raises them into the ambient set for uid %d", by, m.UID)

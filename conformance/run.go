@@ -321,6 +321,7 @@ func (s *suite) run(ctx context.Context, j *runJob) (obs *observation, dir strin
 	out, _ := os.ReadFile(stdout.Name())
 	errb, _ := os.ReadFile(stderr.Name())
 	obs.stdout, obs.stderr = string(out), string(errb)
+	obs.containerID = id
 	if obs.exit == 121 && len(j.sysctls) > 0 {
 		obs.runErr = fmt.Errorf("could not preset sysctls in the suite's scratch namespace")
 	}

@@ -79,6 +79,8 @@ var opSyscalls = map[string][]sysCall{
 	report.OpSeccompPersonality:    {sc("personality", 0x0040000)},
 	report.OpSeccompMount:          {sc("mount")},
 	report.OpSeccompCloneNewns:     {sc("clone", unix.CLONE_NEWNS|unix.CLONE_FS|uint64(unix.SIGCHLD))},
+	report.OpSeccompClone3:         {sc("clone3")},
+	report.OpSeccompIOUringSetup:   {sc("io_uring_setup")},
 	report.OpSeccompNormal:         {sc("getpid"), sc("openat"), sc("read"), sc("write"), sc("pipe2"), sc("close")},
 }
 

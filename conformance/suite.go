@@ -96,6 +96,15 @@ type Options struct {
 	ProbePath  string
 	ModuleRoot string
 	Timeout    time.Duration
+	// SecrunctlBinary runs the seccomp agent the suite starts when a
+	// container needs one and nothing answers on its socket; default:
+	// the running program when it is secrunctl, else secrunctl next to
+	// secrun or on PATH.
+	SecrunctlBinary string
+	// SeccompAgentState is the state directory of an agent the suite
+	// finds running (default /var/lib/secrun/seccomp-agent); the agent
+	// the suite starts keeps its records in the work directory.
+	SeccompAgentState string
 	// Progress, when set, gets a progress line rewritten after each run.
 	Progress io.Writer
 	// Log gets setup messages.
@@ -138,6 +147,10 @@ type suite struct {
 	// the server's for the Kubernetes target, the newest the suite knows
 	// (as manifest.Translate's default) for bundles.
 	kubeMinor int
+	// agent is the seccomp agent the suite started, and agentRecords
+	// where the records of containers under an agent are read.
+	agent        *agentProc
+	agentRecords *agentRecords
 }
 
 // containerRun is one container of one case.
@@ -200,6 +213,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.startAgent(runs); err != nil {
+		return nil, err
+	}
+	defer s.stopAgent()
 	if s.opts.Validity {
 		s.validity(ctx, runs)
 	} else {

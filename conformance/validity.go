@@ -40,6 +40,9 @@ func (s *suite) validity(ctx context.Context, runs []*containerRun) {
 		if cr.final.refusal == nil {
 			jobs = append(jobs, job{cr: cr, run: func(ctx context.Context) {
 				sp, err := s.materialize(cr.final.m, cr.translated)
+				if err == nil {
+					err = withAgent(sp, cr.final.m, cr.agentSocket())
+				}
 				var obs *observation
 				var dir string
 				if err != nil {
@@ -164,6 +167,9 @@ func (s *suite) runTwin(ctx context.Context, cr *containerRun, b *breaker, n int
 		b.model(m)
 	}
 	sp, err := s.materialize(m, cr.translated)
+	if err == nil {
+		err = withAgent(sp, m, cr.agentSocket())
+	}
 	if err == nil && b.spec != nil {
 		err = b.spec(sp)
 	}

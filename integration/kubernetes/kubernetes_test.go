@@ -138,9 +138,11 @@ func runRow(t *testing.T, repo string, tools *cluster.Tools, row cluster.Row, re
 	if err := os.RemoveAll(out); err != nil {
 		t.Fatal(err)
 	}
+	dir := filepath.Join(baseDir, row.Name)
 	c, err := cluster.Up(cluster.Options{
-		Repo: repo, Tools: tools, Row: row, Dir: filepath.Join(baseDir, row.Name), Out: out,
-		Capture: true, Log: logf,
+		Repo: repo, Tools: tools, Row: row, Dir: dir, Out: out,
+		SecrunConfig: agentConfig(filepath.Join(dir, "seccomp-agent.sock")),
+		Capture:      true, Log: logf,
 	})
 	defer func() {
 		if t.Failed() && c != nil {
@@ -175,6 +177,19 @@ func runRow(t *testing.T, repo string, tools *cluster.Tools, row cluster.Row, re
 	s.run(t, "translate-fidelity", s.testFidelity)
 	s.run(t, "conformance-suite", s.testConformanceSuite)
 	s.run(t, "rollout-daemonset-and-job", s.testRollout)
+}
+
+// agentConfig gives every preset a seccomp agent on socket that only
+// Pods that ask for it use (secrun.dev/seccomp-agent): the conformance
+// suite's seccomp-agent cases run recorded Pods end to end, with the
+// agent the suite starts on this node.
+func agentConfig(socket string) string {
+	var b strings.Builder
+	b.WriteString("policies:\n")
+	for _, p := range []string{"privileged", "baseline", "restricted"} {
+		fmt.Fprintf(&b, "  %s:\n    seccompAgent:\n      socket: %s\n      allowPodRecord: true\n", p, socket)
+	}
+	return b.String()
 }
 
 type suite struct {
