@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -17,7 +16,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/secrun/secrun/conformance/probe/report"
-	"github.com/secrun/secrun/internal/seccompnames"
+	"github.com/secrun/secrun/internal/syscalls"
 	"github.com/secrun/secrun/policy"
 	"github.com/secrun/secrun/seccompagent"
 	"github.com/secrun/secrun/spec"
@@ -394,16 +393,11 @@ func withAgent(sp *specs.Spec, m *model, sock string) error {
 	if m.SeccompAgent == "" || sp.Linux == nil || sp.Linux.Seccomp == nil {
 		return nil
 	}
-	arch := seccompnames.Native(runtime.GOARCH)
-	names, err := seccompnames.Names(arch)
-	if err != nil {
-		return err
-	}
-	meta := spec.AgentMetadata{Mode: m.SeccompAgent, Policy: "conformance-control", Profile: m.Seccomp, Arch: arch}
+	meta := spec.AgentMetadata{Mode: m.SeccompAgent, Policy: "conformance-control", Profile: m.Seccomp, Arch: syscalls.Arch}
 	if sp.Process != nil && sp.Process.Capabilities != nil {
 		meta.Capabilities = sp.Process.Capabilities.Bounding
 	}
-	out, _, err := spec.WithSeccompNotify(sp.Linux.Seccomp, names, meta, sock)
+	out, _, err := spec.WithSeccompNotify(sp.Linux.Seccomp, syscalls.Names(), meta, sock)
 	if err != nil {
 		return fmt.Errorf("seccomp agent rewrite: %w", err)
 	}

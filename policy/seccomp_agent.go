@@ -151,7 +151,7 @@ func (p *Policy) applySeccompAgent(env *Env, mode Mode, s *specs.Spec) ([]Change
 	// for the architecture secrun is built for (internal/syscalls), so
 	// 32-bit compat calls keep the profile's own answer (docs/seccomp-agent.md).
 	arch := syscalls.Arch
-	names := nativeSyscallNames()
+	names := syscalls.Names()
 	reach := agentReachable
 	if env != nil && env.SeccompAgentReachable != nil {
 		reach = env.SeccompAgentReachable
@@ -206,18 +206,4 @@ func agentReachable(path string) error {
 		return fmt.Errorf("connect: %s", strings.TrimPrefix(err.Error(), "connect: "))
 	}
 	return nil
-}
-
-// nativeSyscallNames lists the names that are real syscalls of the
-// architecture; a name libseccomp knows only from others (a negative
-// number) would be a rule that matches nothing.
-func nativeSyscallNames() []string {
-	all := syscalls.All()
-	out := make([]string, 0, len(all))
-	for _, sc := range all {
-		if sc.Real() {
-			out = append(out, sc.Name)
-		}
-	}
-	return out
 }

@@ -47,3 +47,16 @@ func Known(name string) bool {
 // All is every name libseccomp knows for the architecture, sorted by
 // name. The slice is shared: callers must not modify it.
 func All() []Syscall { return table[:] }
+
+// Names lists the names that are real syscalls of the architecture, in
+// name order: a name libseccomp knows only from other architectures (a
+// negative number) would be a rule that matches nothing here.
+func Names() []string {
+	out := make([]string, 0, len(table))
+	for _, sc := range table {
+		if sc.Real() {
+			out = append(out, sc.Name)
+		}
+	}
+	return out
+}

@@ -2,6 +2,8 @@ package syscalls_test
 
 import (
 	"runtime"
+	"slices"
+	"sort"
 	"testing"
 
 	libseccomp "github.com/seccomp/libseccomp-golang"
@@ -70,6 +72,23 @@ func TestAllSorted(t *testing.T) {
 	for i := 1; i < len(all); i++ {
 		if all[i-1].Name >= all[i].Name {
 			t.Fatalf("table not strictly sorted at %d: %q, %q", i, all[i-1].Name, all[i].Name)
+		}
+	}
+}
+
+func TestNames(t *testing.T) {
+	names := syscalls.Names()
+	if len(names) == 0 || !sort.StringsAreSorted(names) {
+		t.Fatalf("Names() is empty or unsorted: %d names", len(names))
+	}
+	for _, n := range names {
+		if sc, ok := syscalls.Lookup(n); !ok || !sc.Real() {
+			t.Errorf("%s: listed but not a real syscall here", n)
+		}
+	}
+	for _, sc := range syscalls.All() {
+		if sc.Real() != slices.Contains(names, sc.Name) {
+			t.Errorf("%s (nr %d): Names disagrees with Real", sc.Name, sc.Nr)
 		}
 	}
 }
