@@ -62,6 +62,10 @@ var Presets = []string{"privileged", "baseline", "restricted"}
 // /etc/secrun/config.yaml. A missing default file means "built-in presets
 // only"; a missing file that was named explicitly, or any file that cannot
 // be read or parsed, is an error, so that secrun fails closed.
+// DefaultAuditLog is where the audit lines go when the configuration
+// names no auditLog.
+const DefaultAuditLog = "/var/log/secrun/audit.log"
+
 func LoadConfig() (*Config, error) { return loadConfig(false) }
 
 // LoadWrapperConfig is LoadConfig as the wrapper needs it on every
@@ -134,7 +138,7 @@ func parseConfig(b []byte, lazy bool) (*Config, error) {
 		c.DefaultPolicy = "baseline"
 	}
 	if c.AuditLog == "" {
-		c.AuditLog = "/var/log/secrun/audit.log"
+		c.AuditLog = DefaultAuditLog
 	}
 	if c.SeccompProfileRoot == "" {
 		c.SeccompProfileRoot = spec.DefaultSeccompProfileRoot

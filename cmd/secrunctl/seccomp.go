@@ -11,6 +11,7 @@ import (
 	libseccomp "github.com/seccomp/libseccomp-golang"
 	"github.com/urfave/cli/v2"
 
+	"github.com/secrun/secrun/policy"
 	"github.com/secrun/secrun/seccompadvise"
 	"github.com/secrun/secrun/seccompagent"
 	"github.com/secrun/secrun/spec"
@@ -26,19 +27,13 @@ var seccompCommand = &cli.Command{
 			Name:      "why",
 			Usage:     "what the container's seccomp profile blocked, how often, and what would allow it",
 			ArgsUsage: "CONTAINER (a container id, NAMESPACE/POD[/CONTAINER], or a record file)",
-			Flags:     []cli.Flag{stateFlag},
-			Action: func(c *cli.Context) error {
-				rec, err := findRecord(c.String("state"), c.Args().First())
-				if err != nil {
-					return err
-				}
-				blocked, err := seccompadvise.Why(rec)
-				if err != nil {
-					return err
-				}
-				seccompadvise.WriteWhy(os.Stdout, rec, blocked)
-				return nil
-			},
+			Description: `Reads the seccomp agent's record of the container, and secrun's audit
+log for what it did to the container's filter (the profile it applied,
+the agent rewrite, a refusal by the seccomp rule). Either alone is enough:
+a container that ran without the agent has only the audit log's part.`,
+			Flags: []cli.Flag{stateFlag,
+				&cli.StringFlag{Name: "audit-log", Value: policy.DefaultAuditLog, Usage: "secrun's audit log (the configuration's auditLog); \"off\" to skip it"}},
+			Action: seccompWhyAction,
 		},
 		{
 			Name:  "profile",
@@ -61,6 +56,38 @@ With --minimal the profile allows only what a record-all record saw.`,
 			Action: seccompProfileAction,
 		},
 	},
+}
+
+func seccompWhyAction(c *cli.Context) error {
+	what := c.Args().First()
+	rec, recErr := findRecord(c.String("state"), what)
+	var audit []seccompadvise.AuditEntry
+	if path := c.String("audit-log"); path != "off" && what != "" {
+		// A record file names its container inside.
+		id := what
+		if rec != nil && !strings.Contains(what, "/") {
+			id = rec.Container
+		}
+		var err error
+		if audit, err = seccompadvise.AuditFileFor(path, id); err != nil {
+			return err
+		}
+	}
+	if recErr != nil && len(audit) == 0 {
+		return recErr
+	}
+	w := c.App.Writer
+	if rec != nil {
+		blocked, err := seccompadvise.Why(rec)
+		if err != nil {
+			return err
+		}
+		seccompadvise.WriteWhy(w, rec, blocked)
+	} else {
+		fmt.Fprintf(w, "container %s: no agent record (%v)\n", what, recErr)
+	}
+	seccompadvise.WriteAudit(w, audit)
+	return nil
 }
 
 func seccompProfileAction(c *cli.Context) error {

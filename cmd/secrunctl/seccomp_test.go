@@ -13,7 +13,9 @@ import (
 	"golang.org/x/sys/unix"
 	"sigs.k8s.io/yaml"
 
+	"github.com/secrun/secrun/policy"
 	"github.com/secrun/secrun/seccompagent"
+	"github.com/secrun/secrun/shim"
 	"github.com/secrun/secrun/spec"
 )
 
@@ -95,5 +97,57 @@ func TestSeccompWhyAndProfile(t *testing.T) {
 	}
 	if msg, err := exec.Command(bin, "seccomp", "why", "--state", state, "shop/nope").CombinedOutput(); err == nil || !strings.Contains(string(msg), "no record for Pod shop/nope") {
 		t.Errorf("why for an unknown Pod: %v\n%s", err, msg)
+	}
+}
+
+func TestSeccompWhyFromTheAuditLog(t *testing.T) {
+	bin := secrunctl(t)
+	state := t.TempDir()
+	writeRecord(t, state)
+	log := filepath.Join(t.TempDir(), "audit.log")
+	lines := []shim.AuditRecord{
+		{Time: "2026-12-01T10:00:00Z", Command: "create", Container: "abc123", Namespace: "shop", Pod: "web-1", ContainerName: "web",
+			Policy: "restricted", Mode: policy.Harden, Decision: policy.Hardened, Changes: []policy.Change{
+				{Rule: policy.RuleNoNewPrivileges, Message: "fixed: no_new_privs is off"},
+				{Rule: policy.RuleSeccomp, Message: "fixed: no seccomp filter"},
+				{Rule: policy.RuleSeccompAgent, Message: "record via /run/secrun/seccomp-agent.sock: 300 calls notified"}}},
+		{Time: "2026-12-01T10:01:00Z", Command: "create", Container: "other", Policy: "restricted", Mode: policy.Enforce, Decision: policy.Refused,
+			Findings: []policy.Finding{{Rule: policy.RuleSeccomp, Field: "linux.seccomp", Problem: "weaker than RuntimeDefault", Fix: "use RuntimeDefault"}}},
+	}
+	var text []byte
+	for _, l := range lines {
+		b, err := json.Marshal(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text = append(append(text, b...), '\n')
+	}
+	// A torn last line, as a create killed mid-append leaves.
+	text = append(text, `{"time":"2026-12-01T10:02`...)
+	if err := os.WriteFile(log, text, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// Both sources: the record's table, then secrun's seccomp changes only.
+	out, err := exec.Command(bin, "seccomp", "why", "--state", state, "--audit-log", log, "abc123").CombinedOutput()
+	if err != nil {
+		t.Fatalf("why: %v\n%s", err, out)
+	}
+	for _, w := range []string{"keyctl", "secrun's audit log: 1 entries", "fixed: no seccomp filter", "record via /run/secrun/seccomp-agent.sock"} {
+		if !strings.Contains(string(out), w) {
+			t.Errorf("why lacks %q:\n%s", w, out)
+		}
+	}
+	if strings.Contains(string(out), "no_new_privs") {
+		t.Errorf("why shows a change of another rule:\n%s", out)
+	}
+	// The audit log alone: a container that never had the agent.
+	out, err = exec.Command(bin, "seccomp", "why", "--state", state, "--audit-log", log, "other").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "no agent record") || !strings.Contains(string(out), "linux.seccomp: weaker than RuntimeDefault; fix: use RuntimeDefault") {
+		t.Errorf("why from the audit log alone: %v\n%s", err, out)
+	}
+	// Neither: the record's error stands.
+	if out, err := exec.Command(bin, "seccomp", "why", "--state", state, "--audit-log", log, "nothing").CombinedOutput(); err == nil || !strings.Contains(string(out), "no record") {
+		t.Errorf("why for an unknown container: %v\n%s", err, out)
 	}
 }
