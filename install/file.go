@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/secrun/secrun/bundle"
 )
 
 // BackupSuffix starts the name of the copy kept before each change:
@@ -119,36 +121,12 @@ func writeAtomic(path string, content []byte, old fs.FileInfo) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".secrun-tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after the rename
-	mode := fs.FileMode(0o644)
+	mode, uid, gid := fs.FileMode(0o644), -1, -1
 	if old != nil {
 		mode = old.Mode().Perm()
-	}
-	_, err = f.Write(content)
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if err == nil && old != nil {
 		if st, ok := old.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
-			err = f.Chown(int(st.Uid), int(st.Gid))
+			uid, gid = int(st.Uid), int(st.Gid)
 		}
 	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("replace %s: %w", path, err)
-	}
-	return nil
+	return bundle.WriteAtomic(path, content, mode, uid, gid)
 }

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/secrun/secrun/bundle"
+
 	"github.com/secrun/secrun/spec"
 )
 
@@ -167,30 +169,8 @@ func (e *entry) flush() error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(e.path, append(b, '\n'))
-}
-
-func writeAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	if _, err = f.Write(b); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o640)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write record %s: %w", path, err)
+	if err := bundle.WriteAtomic(e.path, append(b, '\n'), 0o640, -1, -1); err != nil {
+		return fmt.Errorf("record: %w", err)
 	}
 	return nil
 }
