@@ -122,6 +122,17 @@ func newEnv(t *testing.T) *env {
 			e.created = append(e.created, p)
 		}
 	}
+	// containerd puts a container without a cgroup parent under
+	// /<namespace>/<id> in every hierarchy; runc removes the container's
+	// group, never the namespace's. Those this test brings into being go
+	// with it (os.Remove is rmdir: a group still in use stays).
+	for _, h := range testenv.CgroupHierarchies() {
+		for _, ns := range []string{ctrNamespace, criNamespace} {
+			if p := filepath.Join(h, ns); !fileExists(p) {
+				e.created = append(e.created, p)
+			}
+		}
+	}
 	t.Cleanup(e.cleanup)
 	e.findCRI()
 
@@ -383,7 +394,9 @@ func (e *env) cleanup() {
 	}
 	// Only empty ones: anything inside belongs to someone else now.
 	for _, p := range e.created {
-		os.Remove(p)
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) && strings.HasPrefix(p, "/sys/fs/cgroup") {
+			t.Errorf("cleanup: the cgroup %s this test brought into being is left on the host: %v", p, err)
+		}
 	}
 	if os.Getenv(KeepEnv) == "1" {
 		t.Logf("kept %s (%s=1)", e.dir, KeepEnv)

@@ -4,10 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // MountPoints lists this process's mount points (/proc/self/mountinfo),
@@ -66,4 +69,23 @@ func UnmountUnder(dir string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// CgroupHierarchies are the mounted hierarchies under /sys/fs/cgroup: the
+// directory itself on a cgroup v2 host, where it is the one hierarchy,
+// and every cgroup or cgroup2 mount below it on a v1 or hybrid host.
+func CgroupHierarchies() []string {
+	var st unix.Statfs_t
+	if unix.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+		return []string{"/sys/fs/cgroup"}
+	}
+	var out []string
+	ents, _ := os.ReadDir("/sys/fs/cgroup")
+	for _, e := range ents {
+		p := filepath.Join("/sys/fs/cgroup", e.Name())
+		if unix.Statfs(p, &st) == nil && (st.Type == unix.CGROUP_SUPER_MAGIC || st.Type == unix.CGROUP2_SUPER_MAGIC) {
+			out = append(out, p)
+		}
+	}
+	return out
 }

@@ -480,28 +480,10 @@ func (c *Cluster) WaitContainerd(timeout time.Duration) error {
 	})
 }
 
-// cgroupHierarchies are the mounted hierarchies under /sys/fs/cgroup (or
-// "" for a cgroup v2 host, where it is one).
-func cgroupHierarchies() []string {
-	var st unix.Statfs_t
-	if unix.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
-		return []string{"/sys/fs/cgroup"}
-	}
-	var out []string
-	ents, _ := os.ReadDir("/sys/fs/cgroup")
-	for _, e := range ents {
-		p := filepath.Join("/sys/fs/cgroup", e.Name())
-		if unix.Statfs(p, &st) == nil && (st.Type == unix.CGROUP_SUPER_MAGIC || st.Type == unix.CGROUP2_SUPER_MAGIC) {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 func (c *Cluster) startKubelet() error {
 	// The kubelet's cgroups go under a root of the cluster's own in
 	// every hierarchy (the kubelet wants it to exist), removed by Down.
-	for _, h := range cgroupHierarchies() {
+	for _, h := range testenv.CgroupHierarchies() {
 		p := filepath.Join(h, c.CgroupRoot)
 		if err := os.Mkdir(p, 0o755); err != nil && !os.IsExist(err) {
 			return fmt.Errorf("create cgroup %s: %w", p, err)
