@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -170,10 +171,18 @@ func readMappings(path string) ([]specs.LinuxIDMapping, error) {
 		return nil, err
 	}
 	defer f.Close()
-	buf := make([]byte, maxMappingFile)
-	n, _ := f.Read(buf)
+	// ReadAll, not one Read: the kernel hands a map file out a page at a
+	// time, and a range after the first page that maps host root would
+	// otherwise go unseen.
+	b, err := io.ReadAll(io.LimitReader(f, maxMappingFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(b) > maxMappingFile {
+		return nil, fmt.Errorf("%s: more than %d bytes, longer than any mapping the kernel allows", path, maxMappingFile)
+	}
 	var out []specs.LinuxIDMapping
-	sc := bufio.NewScanner(bytes.NewReader(buf[:n]))
+	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
 		if len(fields) != 3 {
