@@ -50,8 +50,9 @@ type Record struct {
 }
 
 // validID is runc's rule for container ids (libcontainer's idRegex,
-// ^[\w+-\.]+$), without a regexp compiled at every start; an id outside
-// it is one runc refuses, so there is nothing to record.
+// ^[\w+-\.]+$, where +-\. is the range from '+' to '.', so ',' too),
+// without a regexp compiled at every start; an id outside it is one runc
+// refuses, so there is nothing to record.
 func validID(id string) bool {
 	if id == "" || id == "." || id == ".." {
 		return false
@@ -59,7 +60,7 @@ func validID(id string) bool {
 	for _, c := range []byte(id) {
 		switch {
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9',
-			c == '_', c == '+', c == '-', c == '.':
+			c == '_', c >= '+' && c <= '.':
 		default:
 			return false
 		}

@@ -3,6 +3,7 @@ package runstate
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -91,5 +92,26 @@ func TestRefusesWhatOthersCouldPlant(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(d); len(entries) != 1 {
 		t.Errorf("records dir holds %v", entries)
+	}
+}
+
+func TestValidIDIsRuncs(t *testing.T) {
+	// runc's idRegex (libcontainer), with its path-cleaning rule that
+	// refuses "." and "..".
+	runc := regexp.MustCompile(`^[\w+-\.]+$`)
+	for c := 0; c < 256; c++ {
+		id := "a" + string(rune(c)) + "b"
+		if c >= 0x80 {
+			id = "a" + string([]byte{byte(c)}) + "b"
+		}
+		if got, want := validID(id), runc.MatchString(id); got != want {
+			t.Errorf("byte %#x: validID %v, runc %v", c, got, want)
+		}
+	}
+	for _, id := range []string{"", ".", "..", "a,b", "a/b", "x y"} {
+		want := id != "" && id != "." && id != ".." && runc.MatchString(id)
+		if validID(id) != want {
+			t.Errorf("%q: validID %v, want %v", id, validID(id), want)
+		}
 	}
 }
