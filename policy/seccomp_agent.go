@@ -1,8 +1,6 @@
 package policy
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -174,12 +172,8 @@ func (p *Policy) applySeccompAgent(env *Env, mode Mode, s *specs.Spec) ([]Change
 // profileName says which profile the container would have run with, for
 // the agent's record and `secrunctl seccomp why`.
 func profileName(env *Env, s *specs.Spec) string {
-	if floor, err := spec.RuntimeDefaultFor(s); err == nil {
-		a, err1 := json.Marshal(floor)
-		b, err2 := json.Marshal(s.Linux.Seccomp)
-		if err1 == nil && err2 == nil && bytes.Equal(a, b) {
-			return spec.SeccompRuntimeDefault
-		}
+	if spec.IsRuntimeDefaultFor(s.Linux.Seccomp, s) {
+		return spec.SeccompRuntimeDefault
 	}
 	if rel := spec.LocalhostProfileOf(profileRoot(env), s.Linux.Seccomp, s); rel != "" {
 		return spec.SeccompLocalhost + "/" + rel

@@ -172,10 +172,8 @@ func (st Setting) findings(p *Policy, env *Env, s *specs.Spec) []Finding {
 // mapping a change (which names its rule) to its fields.
 func SettingFinding(rule Rule) Finding {
 	f := Finding{Rule: rule}
-	for _, st := range settings {
-		if st.Rule == rule && len(st.Kubernetes) > 0 {
-			f.Kubernetes = st.Kubernetes[0]
-		}
+	if st, ok := Lookup(rule); ok && len(st.Kubernetes) > 0 {
+		f.Kubernetes = st.Kubernetes[0]
 	}
 	return f
 }

@@ -241,6 +241,13 @@ func SeccompWithinRuntimeDefaultFor(profile *specs.LinuxSeccomp, s *specs.Spec) 
 	return f.index.within(profile, runtimeDefaultVariants), nil
 }
 
+// IsRuntimeDefaultFor reports whether profile is the RuntimeDefault of
+// s's capabilities, as harden installs it.
+func IsRuntimeDefaultFor(profile *specs.LinuxSeccomp, s *specs.Spec) bool {
+	f, err := runtimeDefault(s)
+	return err == nil && profile != nil && sameSeccomp(profile, f.profile)
+}
+
 // sameSeccomp reports whether two profiles are equal field for field
 // (an empty list and none alike, which no verdict tells apart).
 func sameSeccomp(a, b *specs.LinuxSeccomp) bool {
