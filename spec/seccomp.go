@@ -64,25 +64,37 @@ func WithLocalhostSeccomp(root, localhostProfile string) Option {
 		if err != nil {
 			return fmt.Errorf("seccompProfile Localhost %q: %w", localhostProfile, err)
 		}
-		if err := checkProfileShape(body); err != nil {
-			return fmt.Errorf("seccompProfile Localhost %q: %w", localhostProfile, err)
-		}
-		p, err := mobyseccomp.LoadProfile(string(body), withBounding(s))
+		p, err := LoadSeccompProfile(body, s)
 		if err != nil {
-			return fmt.Errorf("seccompProfile Localhost %q: %w", localhostProfile, err)
-		}
-		if p == nil {
-			// moby reads a profile with neither defaultAction nor syscalls
-			// as "no seccomp"; from a Pod that asked for a profile, that is
-			// a file that lost its content, not a wish to run unconfined.
-			return fmt.Errorf("seccompProfile Localhost %q: the profile has no defaultAction and no syscalls, so it would confine nothing; fix the file, or use type Unconfined if that is meant", localhostProfile)
-		}
-		if err := ValidateSeccomp(p); err != nil {
 			return fmt.Errorf("seccompProfile Localhost %q: %w", localhostProfile, err)
 		}
 		ensureLinux(s).Seccomp = p
 		return nil
 	}
+}
+
+// LoadSeccompProfile reads a profile in OCI or Docker form as it would
+// apply to s: Docker's archMap and includes/excludes are decided by s's
+// capabilities, and every syscall name is checked. A profile with
+// neither defaultAction nor syscalls is refused rather than read as "no
+// seccomp", which is what moby's loader makes of it.
+func LoadSeccompProfile(body []byte, s *specs.Spec) (*specs.LinuxSeccomp, error) {
+	if err := checkProfileShape(body); err != nil {
+		return nil, err
+	}
+	p, err := mobyseccomp.LoadProfile(string(body), withBounding(s))
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		// From a Pod that asked for a profile, that is a file that lost
+		// its content, not a wish to run unconfined.
+		return nil, fmt.Errorf("the profile has no defaultAction and no syscalls, so it would confine nothing; fix the file, or use type Unconfined if that is meant")
+	}
+	if err := ValidateSeccomp(p); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // withBounding returns s, or a copy of it with an empty capability set

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -101,9 +100,12 @@ func seccompProfileAction(c *cli.Context) error {
 		if err != nil {
 			return fmt.Errorf("--base: %w", err)
 		}
-		base = &specs.LinuxSeccomp{}
-		if err := json.Unmarshal(b, base); err != nil {
-			return fmt.Errorf("--base %s: not an OCI seccomp profile: %w", f, err)
+		// As secrun would load it for this container: a Docker-form
+		// profile's archMap and includes/excludes.caps decided by the
+		// record's capabilities, every name checked.
+		caps := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: rec.Capabilities}}}
+		if base, err = spec.LoadSeccompProfile(b, caps); err != nil {
+			return fmt.Errorf("--base %s: %w", f, err)
 		}
 	}
 	var prof *specs.LinuxSeccomp

@@ -151,3 +151,49 @@ func TestSeccompWhyFromTheAuditLog(t *testing.T) {
 		t.Errorf("why for an unknown container: %v\n%s", err, out)
 	}
 }
+
+func TestSeccompProfileFromDockerBase(t *testing.T) {
+	// A Docker-form base, as moby's default.json is: its includes.caps
+	// rule applies only to containers with that capability, and archMap
+	// gives the architectures. The record holds no CAP_SYS_ADMIN, so the
+	// generated profile must not allow mount.
+	bin := secrunctl(t)
+	state, out := t.TempDir(), t.TempDir()
+	writeRecord(t, state)
+	base := filepath.Join(t.TempDir(), "base.json")
+	if err := os.WriteFile(base, []byte(`{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1,
+  "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]},
+              {"architecture": "SCMP_ARCH_AARCH64", "subArchitectures": ["SCMP_ARCH_ARM"]}],
+  "syscalls": [{"names": ["read", "write", "exit_group"], "action": "SCMP_ACT_ALLOW"},
+               {"names": ["mount"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMIN"]}}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := exec.Command(bin, "seccomp", "profile", "--state", state, "--from-record", "abc123", "--base", base, "-o", out).CombinedOutput(); err != nil {
+		t.Fatalf("profile --base: %v\n%s", err, msg)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "secrun-web.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p specs.LinuxSeccomp
+	if err := json.Unmarshal(b, &p); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Architectures) == 0 {
+		t.Error("the base's archMap was dropped: the profile names no architecture")
+	}
+	for _, c := range []struct {
+		name string
+		want bool // allowed
+	}{{"read", true}, {"keyctl", true}, {"mount", false}} {
+		if d, _ := spec.SeccompAnswer(&p, c.name, nil); d.Denies() == c.want {
+			t.Errorf("%s: %s", c.name, d)
+		}
+	}
+	// A base that is no profile at all is refused, naming the flag.
+	empty := filepath.Join(t.TempDir(), "empty.json")
+	os.WriteFile(empty, []byte(`{}`), 0o600)
+	if msg, err := exec.Command(bin, "seccomp", "profile", "--state", state, "--from-record", "abc123", "--base", empty, "-o", out).CombinedOutput(); err == nil || !strings.Contains(string(msg), "--base") {
+		t.Errorf("profile --base {}: %v\n%s", err, msg)
+	}
+}
