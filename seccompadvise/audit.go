@@ -32,7 +32,7 @@ const maxAuditLine = 1 << 20
 // NAMESPACE/POD[/CONTAINER]. A line that does not parse is skipped: the
 // log is appended to by concurrent creates and may end mid-line.
 func AuditFor(r io.Reader, container string) ([]AuditEntry, error) {
-	ns, pod, name, byPod := splitPodRef(container)
+	ns, pod, name, byPod := ParsePodRef(container)
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), maxAuditLine)
 	var out []AuditEntry
@@ -85,7 +85,9 @@ func AuditFileFor(path, container string) ([]AuditEntry, error) {
 
 func seccompRule(r policy.Rule) bool { return r == policy.RuleSeccomp || r == policy.RuleSeccompAgent }
 
-func splitPodRef(s string) (ns, pod, name string, ok bool) {
+// ParsePodRef reads NAMESPACE/POD[/CONTAINER]; ok is false for anything
+// else (a container id).
+func ParsePodRef(s string) (ns, pod, name string, ok bool) {
 	parts := strings.Split(s, "/")
 	switch len(parts) {
 	case 2:

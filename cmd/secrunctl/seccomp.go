@@ -62,9 +62,10 @@ func seccompWhyAction(c *cli.Context) error {
 	rec, recErr := findRecord(c.String("state"), what)
 	var audit []seccompadvise.AuditEntry
 	if path := c.String("audit-log"); path != "off" && what != "" {
-		// A record file names its container inside.
+		// The record, however it was named (file, id or Pod), is of one
+		// container: its id is the key. Without one, the name is.
 		id := what
-		if rec != nil && !strings.Contains(what, "/") {
+		if rec != nil {
 			id = rec.Container
 		}
 		var err error
@@ -190,15 +191,15 @@ func findRecord(dir, what string) (*seccompagent.Record, error) {
 			return seccompagent.Load(p)
 		}
 	}
-	parts := strings.Split(what, "/")
-	if len(parts) < 2 || len(parts) > 3 {
+	ns, pod, name, ok := seccompadvise.ParsePodRef(what)
+	if !ok {
 		return nil, fmt.Errorf("no record for container %q in %s (is the agent's --state elsewhere? pass --state)", what, dir)
 	}
 	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 	var found []*seccompagent.Record
 	for _, f := range files {
 		r, err := seccompagent.Load(f)
-		if err != nil || r.Namespace != parts[0] || r.Pod != parts[1] || (len(parts) == 3 && r.ContainerName != parts[2]) {
+		if err != nil || r.Namespace != ns || r.Pod != pod || (name != "" && r.ContainerName != name) {
 			continue
 		}
 		found = append(found, r)

@@ -141,6 +141,14 @@ func TestSeccompWhyFromTheAuditLog(t *testing.T) {
 	if strings.Contains(string(out), "no_new_privs") {
 		t.Errorf("why shows a change of another rule:\n%s", out)
 	}
+	// A record named by its file, or by its Pod, is still of container
+	// abc123: the audit log's part is there too.
+	for _, name := range []string{filepath.Join(state, "abc123.json"), "shop/web-1/web"} {
+		out, err := exec.Command(bin, "seccomp", "why", "--state", state, "--audit-log", log, name).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "keyctl") || !strings.Contains(string(out), "fixed: no seccomp filter") {
+			t.Errorf("why %s: %v\n%s", name, err, out)
+		}
+	}
 	// The audit log alone: a container that never had the agent.
 	out, err = exec.Command(bin, "seccomp", "why", "--state", state, "--audit-log", log, "other").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "no agent record") || !strings.Contains(string(out), "linux.seccomp: weaker than RuntimeDefault; fix: use RuntimeDefault") {
