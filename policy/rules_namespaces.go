@@ -53,7 +53,8 @@ func checkHostNamespaces(p *Policy, _ *Env, s *specs.Spec) []Finding {
 	}
 	for _, r := range requiredNamespaces {
 		ns := spec.Namespace(s, r.t)
-		if ns != nil && !spec.IsHostNamespace(r.t, ns.Path) {
+		host := ns != nil && spec.IsHostNamespace(r.t, ns.Path)
+		if ns != nil && !host {
 			continue
 		}
 		fix := "give the container its own " + string(r.t) + " namespace"
@@ -66,7 +67,7 @@ func checkHostNamespaces(p *Policy, _ *Env, s *specs.Spec) []Finding {
 		case ns == nil:
 			out = append(out, Finding{Field: "linux.namespaces", Kubernetes: k8s, Subjects: []string{string(r.t)},
 				Problem: fmt.Sprintf("no %s namespace: the container shares the host's", r.t), Fix: fix})
-		case spec.IsHostNamespace(r.t, ns.Path):
+		case host:
 			out = append(out, Finding{Field: "linux.namespaces[type=" + string(r.t) + "].path", Kubernetes: k8s, Subjects: []string{string(r.t)},
 				Problem: fmt.Sprintf("%s namespace path %s is the host's own %s namespace", r.t, ns.Path, r.t), Fix: fix})
 		}

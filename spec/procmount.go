@@ -115,14 +115,4 @@ func mergePaths(have, want []string) []string {
 
 // HasNamespace reports whether the spec asks for a namespace of type t,
 // new or joined by path. Absent means the host's.
-func HasNamespace(s *specs.Spec, t specs.LinuxNamespaceType) bool {
-	if s.Linux == nil {
-		return false
-	}
-	for _, ns := range s.Linux.Namespaces {
-		if ns.Type == t {
-			return true
-		}
-	}
-	return false
-}
+func HasNamespace(s *specs.Spec, t specs.LinuxNamespaceType) bool { return Namespace(s, t) != nil }

@@ -500,15 +500,7 @@ func (p SysctlPolicy) unsafeError(n string, class SysctlClass, minor int) error 
 // to the Pod.
 func checkSysctlNamespace(n string, class SysctlClass, s *specs.Spec) error {
 	t := class.nsType()
-	var ns *specs.LinuxNamespace
-	if s.Linux != nil {
-		for i := range s.Linux.Namespaces {
-			if s.Linux.Namespaces[i].Type == t {
-				ns = &s.Linux.Namespaces[i]
-				break
-			}
-		}
-	}
+	ns := Namespace(s, t)
 	if ns != nil && (ns.Path == "" || !IsHostNamespace(t, ns.Path)) {
 		return nil
 	}
