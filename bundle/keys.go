@@ -214,16 +214,25 @@ func (w *keyWalker) object(t reflect.Type) error {
 		f := w.fold(k)
 		own := w.keys[first:]
 		if seen == nil && len(own) >= manyKeys {
-			seen, folded = make(map[string]bool, 2*len(own)), make(map[string]string, 2*len(own))
+			// A Go map's keys are never case-folded (annotations are
+			// the large objects), so only a struct's keep the folds.
+			seen = make(map[string]bool, 2*len(own))
+			if !isMap {
+				folded = make(map[string]string, 2*len(own))
+			}
 			for _, o := range own {
 				seen[string(o.key)] = true
-				folded[string(w.fold(o))] = string(o.key)
+				if !isMap {
+					folded[string(w.fold(o))] = string(o.key)
+				}
 			}
 		}
 		dup, other, collides := false, "", false
 		if seen != nil {
 			dup = seen[string(key)]
-			other, collides = folded[string(f)]
+			if !isMap {
+				other, collides = folded[string(f)]
+			}
 		} else {
 			for _, o := range own {
 				dup = dup || bytes.Equal(o.key, key)
