@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/secrun/secrun/conformance/probe/report"
+	"github.com/secrun/secrun/spec"
 )
 
 // The seccomp checks of the suite (checks.go has the types they share).
@@ -93,7 +94,7 @@ func (d *deriver) seccompChecks() error {
 		plain := opFilterVerdict(d.profile, op)
 		var b *breaker
 		switch {
-		case !plain.allowed && agentContinues(m.SeccompAgent):
+		case !plain.allowed && spec.AgentContinues(m.SeccompAgent):
 			// The agent is what lets the call run.
 			b = agentOffBreaker
 		case !plain.allowed && m.SeccompAgent != "":

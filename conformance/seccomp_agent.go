@@ -16,7 +16,6 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/secrun/secrun/conformance/probe/report"
-	"github.com/secrun/secrun/internal/syscalls"
 	"github.com/secrun/secrun/policy"
 	"github.com/secrun/secrun/seccompagent"
 	"github.com/secrun/secrun/spec"
@@ -31,11 +30,6 @@ import (
 // STATE/<container id>.json. The suite starts its own agent when a
 // container needs one and nothing answers on the socket, and reads the
 // records by container id.
-
-// agentContinues reports whether an agent mode lets denied calls run.
-func agentContinues(mode string) bool {
-	return mode == spec.AgentRecord || mode == spec.AgentRecordAll
-}
 
 // applyAgent decides the container's agent mode by the README's rules
 // (docs/seccomp-agent.md "Configuration"): the policy's mode, or what the
@@ -58,7 +52,7 @@ func (ps *policySim) applyAgent(d *derivation, sc effectiveSC, confined func(*mo
 		return nil
 	case ask == "off":
 		mode = ""
-	case ask == spec.AgentExplain || (agentContinues(ask) && (agentContinues(base) || p.SeccompAgent.AllowPodRecord)):
+	case ask == spec.AgentExplain || (spec.AgentContinues(ask) && (spec.AgentContinues(base) || p.SeccompAgent.AllowPodRecord)):
 		mode = ask
 	default:
 		d.unmodelled = fmt.Sprintf("the Pod asks for seccomp agent mode %q, which %s does not let a Pod ask for (it refuses the annotation)", ask, by)
@@ -101,7 +95,7 @@ func (c *containerRun) agentSocket() string {
 // except that under record the calls the filter denies run.
 func (d *deriver) opVerdict(op string) filterVerdict {
 	fv := opFilterVerdict(d.profile, op)
-	if !fv.allowed && agentContinues(d.m.SeccompAgent) {
+	if !fv.allowed && spec.AgentContinues(d.m.SeccompAgent) {
 		return filterVerdict{allowed: true, rule: fv.rule + ", notified: the agent (" + d.m.SeccompAgent + ") lets it run"}
 	}
 	return fv
@@ -144,7 +138,7 @@ func (d *deriver) agentChecks(ops []string) {
 		}
 		call := deniedCall(d.profile, op)
 		answer := "continued"
-		if !agentContinues(mode) {
+		if !spec.AgentContinues(mode) {
 			answer = fv.errno
 		}
 		d.add(&check{
@@ -393,14 +387,8 @@ func withAgent(sp *specs.Spec, m *model, sock string) error {
 	if m.SeccompAgent == "" || sp.Linux == nil || sp.Linux.Seccomp == nil {
 		return nil
 	}
-	meta := spec.AgentMetadata{Mode: m.SeccompAgent, Policy: "conformance-control", Profile: m.Seccomp, Arch: syscalls.Arch}
-	if sp.Process != nil && sp.Process.Capabilities != nil {
-		meta.Capabilities = sp.Process.Capabilities.Bounding
-	}
-	out, _, err := spec.WithSeccompNotify(sp.Linux.Seccomp, syscalls.Names(), meta, sock)
-	if err != nil {
+	if _, err := policy.RewriteForAgent(sp, m.SeccompAgent, "conformance-control", m.Seccomp, sock); err != nil {
 		return fmt.Errorf("seccomp agent rewrite: %w", err)
 	}
-	sp.Linux.Seccomp = out
 	return nil
 }

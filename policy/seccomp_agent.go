@@ -113,8 +113,7 @@ func (p *Policy) seccompAgentMode(s *specs.Spec) (string, error) {
 	if a == nil {
 		return "", fmt.Errorf("annotation %s: policy %s has no seccomp agent; ask the admin for a RuntimeClass whose policy sets seccompAgent", key, p.Name)
 	}
-	lets := func(m string) bool { return m == spec.AgentRecord || m == spec.AgentRecordAll }
-	if ask == spec.AgentExplain || lets(base) || a.AllowPodRecord {
+	if ask == spec.AgentExplain || spec.AgentContinues(base) || a.AllowPodRecord {
 		return ask, nil
 	}
 	return "", fmt.Errorf("annotation %s: %s would let every call the seccomp profile denies run; a Pod annotation may only tighten its container (explain or off), or the admin sets seccompAgent.allowPodRecord", key, ask)
@@ -145,11 +144,6 @@ func (p *Policy) applySeccompAgent(env *Env, mode Mode, s *specs.Spec) ([]Change
 		}
 		return nil, fmt.Errorf("seccompAgent %s: %w; start the agent (secrunctl seccomp-agent, deploy/seccomp-agent/) or set seccompAgent.fallback: plain", am, err)
 	}
-	// Every name the native architecture has: the table is libseccomp's
-	// for the architecture secrun is built for (internal/syscalls), so
-	// 32-bit compat calls keep the profile's own answer (docs/seccomp-agent.md).
-	arch := syscalls.Arch
-	names := syscalls.Names()
 	reach := agentReachable
 	if env != nil && env.SeccompAgentReachable != nil {
 		reach = env.SeccompAgentReachable
@@ -157,16 +151,32 @@ func (p *Policy) applySeccompAgent(env *Env, mode Mode, s *specs.Spec) ([]Change
 	if err := reach(sock); err != nil {
 		return fail(fmt.Errorf("the agent socket %s does not answer: %w", sock, err))
 	}
-	meta := spec.AgentMetadata{Mode: am, Policy: p.Name, Profile: profileName(env, s), Arch: arch}
-	if s.Process != nil && s.Process.Capabilities != nil {
-		meta.Capabilities = s.Process.Capabilities.Bounding
-	}
-	out, plan, err := spec.WithSeccompNotify(s.Linux.Seccomp, names, meta, sock)
+	plan, err := RewriteForAgent(s, am, p.Name, profileName(env, s), sock)
 	if err != nil {
 		return nil, fmt.Errorf("seccompAgent %s: %w", am, err)
 	}
-	s.Linux.Seccomp = out
 	return []Change{{Rule: RuleSeccompAgent, Message: fmt.Sprintf("%s via %s: %s", am, sock, plan)}}, nil
+}
+
+// RewriteForAgent points s's filter at the agent on sock in mode: every
+// call it denies, for every name the native architecture has, becomes a
+// notification (spec.WithSeccompNotify), with the record's metadata. The
+// names are libseccomp's for the architecture secrun is built for
+// (internal/syscalls), so 32-bit compat calls keep the profile's own
+// answer (docs/seccomp-agent.md). The
+// conformance suite's validity controls run bare runtimes through it, so
+// they reach the agent as a secrun create does.
+func RewriteForAgent(s *specs.Spec, mode, policyName, profile, sock string) (spec.NotifyPlan, error) {
+	meta := spec.AgentMetadata{Mode: mode, Policy: policyName, Profile: profile, Arch: syscalls.Arch}
+	if s.Process != nil && s.Process.Capabilities != nil {
+		meta.Capabilities = s.Process.Capabilities.Bounding
+	}
+	out, plan, err := spec.WithSeccompNotify(s.Linux.Seccomp, syscalls.Names(), meta, sock)
+	if err != nil {
+		return plan, err
+	}
+	s.Linux.Seccomp = out
+	return plan, nil
 }
 
 // profileName says which profile the container would have run with, for

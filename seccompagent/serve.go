@@ -69,7 +69,7 @@ func (a *Agent) answer(fd int, e *entry, meta *spec.AgentMetadata) error {
 	resp := &libseccomp.ScmpNotifResp{ID: req.ID}
 	answer := "continued"
 	switch {
-	case meta.Mode == spec.AgentRecord || meta.Mode == spec.AgentRecordAll:
+	case spec.AgentContinues(meta.Mode):
 		resp.Flags = libseccomp.NotifRespFlagContinue
 	case d.Action == specs.ActErrno && d.Errno > 0:
 		resp.Error = int32(d.Errno)

@@ -28,6 +28,10 @@ const (
 	AgentRecordAll = "record-all"
 )
 
+// AgentContinues reports whether an agent mode lets the calls it is
+// handed run.
+func AgentContinues(mode string) bool { return mode == AgentRecord || mode == AgentRecordAll }
+
 // AgentMetadataVersion marks listenerMetadata that secrun wrote.
 const AgentMetadataVersion = 1
 
