@@ -61,7 +61,7 @@ type Env struct {
 	// without it); nil drops warnings.
 	Warn func(string)
 	// SeccompAgentReachable tells whether the seccomp agent answers on a
-	// socket; nil connects to it (agentReachable).
+	// socket; nil connects to it (AgentReachable).
 	SeccompAgentReachable func(socket string) error
 
 	// originalCaps is the bounding set before hardening, for rules whose

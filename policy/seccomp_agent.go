@@ -144,7 +144,7 @@ func (p *Policy) applySeccompAgent(env *Env, mode Mode, s *specs.Spec) ([]Change
 		}
 		return nil, fmt.Errorf("seccompAgent %s: %w; start the agent (secrunctl seccomp-agent, deploy/seccomp-agent/) or set seccompAgent.fallback: plain", am, err)
 	}
-	reach := agentReachable
+	reach := AgentReachable
 	if env != nil && env.SeccompAgentReachable != nil {
 		reach = env.SeccompAgentReachable
 	}
@@ -191,12 +191,12 @@ func profileName(env *Env, s *specs.Spec) string {
 	return "bundle"
 }
 
-// agentReachable connects to the agent's socket and hangs up: a socket
+// AgentReachable connects to the agent's socket and hangs up: a socket
 // file left by an agent that died answers ECONNREFUSED, which a stat
 // would not tell. The agent reads the empty connection and drops it. The
 // connect does not block: a full backlog (EAGAIN) is an agent that is
 // there and busy.
-func agentReachable(path string) error {
+func AgentReachable(path string) error {
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		return err

@@ -107,18 +107,18 @@ func TestSeccompAgentUnreachable(t *testing.T) {
 
 func TestSeccompAgentReachableProbe(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "a.sock")
-	if err := agentReachable(sock); err == nil {
+	if err := AgentReachable(sock); err == nil {
 		t.Fatal("a missing socket answers")
 	}
 	l, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := agentReachable(sock); err != nil {
+	if err := AgentReachable(sock); err != nil {
 		t.Errorf("a listening socket does not answer: %v", err)
 	}
 	l.Close()
-	if err := agentReachable(sock); err == nil {
+	if err := AgentReachable(sock); err == nil {
 		t.Error("a closed listener answers")
 	}
 }

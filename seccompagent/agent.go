@@ -32,6 +32,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/secrun/secrun/policy"
 	"github.com/secrun/secrun/spec"
 )
 
@@ -88,8 +89,7 @@ func Listen(cfg Config) (*Agent, error) {
 		if fi.Mode()&os.ModeSocket == 0 {
 			return nil, fmt.Errorf("seccomp agent: %s exists and is not a socket; remove it or choose another --socket", cfg.Socket)
 		}
-		if c, err := net.Dial("unix", cfg.Socket); err == nil {
-			c.Close()
+		if policy.AgentReachable(cfg.Socket) == nil {
 			return nil, fmt.Errorf("seccomp agent: another agent listens on %s", cfg.Socket)
 		}
 		if err := os.Remove(cfg.Socket); err != nil {
