@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"reflect"
 	"slices"
@@ -155,26 +156,12 @@ func parseConfig(b []byte, lazy bool) (*Config, error) {
 		}
 		return c, nil
 	}
-	for _, name := range Presets {
-		if _, overridden := c.Policies[name]; overridden {
-			continue
-		}
-		p, err := presetPolicy(name)
-		if err != nil {
-			return nil, err
-		}
-		p.Name = name
-		c.policies[name] = p
-	}
-	for name, raw := range c.Policies {
-		p, err := layeredPolicy(name, raw)
-		if err != nil {
-			return nil, fmt.Errorf("policies.%s: %w", name, err)
-		}
-		c.policies[name] = p
-	}
-	for _, p := range c.policies {
-		if err := p.Validate(); err != nil {
+	// Every policy, each built as the wrapper builds the one it runs, in
+	// name order (a preset the configuration overrides once).
+	names := slices.Concat(Presets, slices.Collect(maps.Keys(c.Policies)))
+	slices.Sort(names)
+	for _, name := range slices.Compact(names) {
+		if _, _, err := c.buildPolicy(name); err != nil {
 			return nil, err
 		}
 	}
@@ -240,7 +227,7 @@ func (c *Config) Policy(name string) (*Policy, error) {
 	if !ok && c.lazy {
 		var err error
 		if p, ok, err = c.buildPolicy(name); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("secrun configuration %s: %w", c.Source, err)
 		}
 	}
 	if !ok {
@@ -255,14 +242,15 @@ func (c *Config) Policy(name string) (*Policy, error) {
 	return p, nil
 }
 
-// buildPolicy decodes and validates one policy of a lazy configuration,
-// as ParseConfig does for all of them.
+// buildPolicy decodes and validates one policy: the configuration's own
+// by that name, else the preset. ParseConfig builds them all; a lazy
+// configuration (the wrapper's) builds only the one its create runs.
 func (c *Config) buildPolicy(name string) (*Policy, bool, error) {
 	var p *Policy
 	var err error
 	if raw, ok := c.Policies[name]; ok {
 		if p, err = layeredPolicy(name, raw); err != nil {
-			return nil, false, fmt.Errorf("secrun configuration %s: policies.%s: %w", c.Source, name, err)
+			return nil, false, fmt.Errorf("policies.%s: %w", name, err)
 		}
 	} else if slices.Contains(Presets, name) {
 		if p, err = presetPolicy(name); err != nil {
@@ -273,7 +261,7 @@ func (c *Config) buildPolicy(name string) (*Policy, bool, error) {
 		return nil, false, nil
 	}
 	if err := p.Validate(); err != nil {
-		return nil, false, fmt.Errorf("secrun configuration %s: %w", c.Source, err)
+		return nil, false, err
 	}
 	c.policies[name] = p
 	return p, true, nil
