@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"os"
 	"os/exec"
@@ -209,9 +210,14 @@ func medians(s []sample) (wall, cpu time.Duration) {
 	for i, x := range s {
 		w[i], c[i] = x.wall, x.cpu
 	}
-	slices.Sort(w)
-	slices.Sort(c)
-	return w[len(w)/2], c[len(c)/2]
+	return median(w), median(c)
+}
+
+// median is the middle value (the upper one of an even count); it sorts
+// v in place.
+func median[T cmp.Ordered](v []T) T {
+	slices.Sort(v)
+	return v[len(v)/2]
 }
 
 // benchBundle makes a runc spec bundle running busybox true.

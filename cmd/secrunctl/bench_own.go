@@ -233,8 +233,7 @@ func initCost(secrun string, n int) (time.Duration, int, error) {
 		}
 		totals = append(totals, total)
 	}
-	slices.Sort(totals)
-	return totals[len(totals)/2], pkgs, nil
+	return median(totals), pkgs, nil
 }
 
 // goBench is one line of `go test -bench -benchmem` output.
@@ -271,7 +270,5 @@ func readGoBench(path, name string) (goBench, error) {
 	if len(ns) == 0 || len(allocs) == 0 {
 		return goBench{}, fmt.Errorf("%s: no %s line with ns/op and allocs/op", path, name)
 	}
-	slices.Sort(ns)
-	slices.Sort(allocs)
-	return goBench{ns: ns[len(ns)/2], allocs: allocs[len(allocs)/2]}, nil
+	return goBench{ns: median(ns), allocs: median(allocs)}, nil
 }
