@@ -14,6 +14,18 @@ import (
 // forbids writing; the probe image holds it writable for everyone.
 const appArmorDenyPath = "/secrun-apparmor-denied"
 
+// appArmorToggle is the twin of every AppArmor check: a container with a
+// profile runs without one, and one without gets RuntimeDefault. Twins
+// are grouped by key and built from the first check's breaker
+// (validity.go), so the AppArmor checks share this one.
+var appArmorToggle = &breaker{key: "apparmor-toggle", desc: "the bundle sets no AppArmor profile (or RuntimeDefault where it set none)", model: func(m *model) {
+	if m.AppArmor == "" {
+		m.AppArmor = "RuntimeDefault"
+	} else {
+		m.AppArmor, m.AppArmorName = "", ""
+	}
+}}
+
 func (d *deriver) appArmorChecks() {
 	if d.appArmorNodeOnly() {
 		return
@@ -56,13 +68,7 @@ func (d *deriver) appArmorChecks() {
 			}
 			return pass(got)
 		},
-		brk: &breaker{key: "apparmor-toggle", desc: "the bundle sets no AppArmor profile", model: func(m *model) {
-			if m.AppArmor == "" {
-				m.AppArmor = "RuntimeDefault"
-			} else {
-				m.AppArmor, m.AppArmorName = "", ""
-			}
-		}},
+		brk: appArmorToggle,
 	})
 	if want == "Localhost" && m.AppArmorName == appArmorProfileName {
 		errnos := []string{"EACCES"}
@@ -72,7 +78,7 @@ func (d *deriver) appArmorChecks() {
 			Description: "the Localhost profile's deny rule stops a write to " + appArmorDenyPath + " that file permissions allow",
 			Expected:    expectText(false, errnos),
 			eval:        expectOp(report.OpAppArmorDenied, false, errnos),
-			brk:         &breaker{key: "apparmor-toggle", desc: "the bundle sets no AppArmor profile", model: func(m *model) { m.AppArmor, m.AppArmorName = "", "" }},
+			brk:         appArmorToggle,
 		})
 	}
 }
