@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -111,34 +110,6 @@ func (a *agent) record(t *testing.T, id string) *seccompagent.Record {
 	return nil
 }
 
-var (
-	probeOnce sync.Once
-	probePath string
-	probeErr  error
-)
-
-func buildProbe(t *testing.T) string {
-	t.Helper()
-	probeOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "secrun-agent-probe-")
-		if err != nil {
-			probeErr = err
-			return
-		}
-		probePath = filepath.Join(dir, "probe")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", probePath, "./conformance/probe")
-		cmd.Dir = testenv.ModuleRoot()
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			probeErr = fmt.Errorf("build the probe: %v\n%s", err, out)
-		}
-	})
-	if probeErr != nil {
-		t.Fatal(probeErr)
-	}
-	return probePath
-}
-
 // container is a bundle with busybox and the probe, run through
 // secrun-custom under the given policy document.
 type container struct {
@@ -154,7 +125,7 @@ func newContainer(t *testing.T, policyDoc string, args ...string) *container {
 	testenv.RequireContainers(t)
 	bin := testenv.Build(t)
 	b := testenv.NewBundle(t, args...)
-	probe, err := os.ReadFile(buildProbe(t))
+	probe, err := os.ReadFile(testenv.BuildProbe(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/secrun/secrun/internal/testenv"
 )
 
 // Flags of one target are refused for the other, with the reason, and
@@ -36,12 +38,7 @@ func TestConformanceTargetFlags(t *testing.T) {
 func TestConformanceImage(t *testing.T) {
 	bin := secrunctl(t)
 	dir := t.TempDir()
-	probe := filepath.Join(dir, "probe")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", probe, "../../conformance/probe")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build the probe: %v\n%s", err, out)
-	}
+	probe := testenv.BuildProbe(t)
 	var refs []string
 	for _, name := range []string{"a.tar", "b.tar"} {
 		out, err := exec.Command(bin, "conformance", "image", "--probe", probe, "-o", filepath.Join(dir, name)).Output()

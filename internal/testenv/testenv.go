@@ -109,6 +109,36 @@ func Build(t testing.TB) string {
 	return buildDir
 }
 
+var (
+	probeOnce sync.Once
+	probePath string
+	probeErr  error
+)
+
+// BuildProbe compiles the conformance probe (./conformance/probe) once per
+// test binary, static as the suite builds it, and returns its path.
+func BuildProbe(t testing.TB) string {
+	t.Helper()
+	probeOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "secrun-probe-")
+		if err != nil {
+			probeErr = err
+			return
+		}
+		probePath = filepath.Join(dir, "probe")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", probePath, "./conformance/probe")
+		cmd.Dir = ModuleRoot()
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			probeErr = fmt.Errorf("build the probe: %v\n%s", err, out)
+		}
+	})
+	if probeErr != nil {
+		t.Fatal(probeErr)
+	}
+	return probePath
+}
+
 // Bundle is an OCI bundle on disk whose rootfs holds busybox.
 type Bundle struct {
 	Dir    string
