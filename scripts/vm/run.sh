@@ -15,7 +15,7 @@
 #   SECRUN_VM_OUT      report directory (default _out/conformance-vm)
 #   SECRUN_VM_CACHE    image and package cache (default /var/cache/secrun-vm)
 #   SECRUN_VM_ACCEL    auto (KVM when it works, else TCG), kvm or tcg
-#   SECRUN_VM_TIMEOUT  seconds the guest may run before it is killed (480)
+#   SECRUN_VM_TIMEOUT  seconds the guest may run before it is killed (480; 960 with SECRUN_VM_VALIDITY)
 #   SECRUN_VM_CPUS, SECRUN_VM_MEM   guest CPUs (host's, at most 4) and MiB (2048)
 #   SECRUN_VM_CPU      QEMU CPU model (max under TCG, host under KVM)
 #   SECRUN_VM_POLICY   --policy for cases without a RuntimeClass
@@ -49,7 +49,10 @@ esac
 export PATH=$PATH:/usr/local/go/bin
 t_start=$(vm_now)
 out=${SECRUN_VM_OUT:-$repo/_out/conformance-vm}
-timeout_s=${SECRUN_VM_TIMEOUT:-480}
+# --validity runs every container a second time, as its twin.
+default_timeout=480
+[ -n "${SECRUN_VM_VALIDITY:-}" ] && default_timeout=960
+timeout_s=${SECRUN_VM_TIMEOUT:-$default_timeout}
 accel=${SECRUN_VM_ACCEL:-auto}
 cpus=${SECRUN_VM_CPUS:-$(n=$(nproc); [ "$n" -gt 4 ] && n=4; echo "$n")}
 mem=${SECRUN_VM_MEM:-2048}
